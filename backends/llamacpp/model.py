@@ -1,0 +1,200 @@
+"""The llama-cpp backend: GGUF models through llama-cpp-python, one model per worker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+import llama_cpp
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from backends.errors import InvalidRequest, Unsupported
+from backends.text import StopMatcher, Utf8Stream
+from onebox_proto import backend_pb2 as pb
+
+log = logging.getLogger("onebox.worker.llama-cpp")
+
+LOCK_POLL_SECONDS = 0.05
+# llama.cpp treats 0xFFFFFFFF as "pick a random seed", so a user's seed is folded below it.
+SEED_MODULUS = 0xFFFFFFFF
+
+
+class LlamaCppModel:
+    def __init__(self, request: pb.LoadModelRequest) -> None:
+        started = time.perf_counter()
+        threads = request.threads or os.cpu_count() or 1
+        options = json.loads(request.options_json or "{}")
+        self._llm = llama_cpp.Llama(
+            model_path=request.model_path,
+            n_ctx=request.context_size or 0,
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_batch=int(options.get("batch_size", 512)),
+            embedding=request.embeddings,
+            verbose=False,
+        )
+        self._formatter = self._chat_formatter(request.chat_template)
+        # One llama context can decode one sequence at a time: requests queue on this lock.
+        self._lock = threading.Lock()
+        self._load_seconds = time.perf_counter() - started
+
+    def describe(self) -> pb.LoadModelResponse:
+        return pb.LoadModelResponse(
+            has_chat_template=self._formatter is not None,
+            context_size=self._llm.n_ctx(),
+            load_seconds=self._load_seconds,
+        )
+
+    def _chat_formatter(self, override: str) -> Jinja2ChatFormatter | None:
+        template = override or self._llm.metadata.get("tokenizer.chat_template", "")
+        if not template:
+            return None
+        model = self._llm._model
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=model.token_get_text(model.token_eos()),
+            bos_token=model.token_get_text(model.token_bos()),
+        )
+
+    # --- RPCs -------------------------------------------------------------------------------------
+
+    def Generate(
+        self, request: pb.GenerateRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.GenerateResponse]:
+        prompt_tokens, param = self._prompt_tokens(request)
+        self._check_fits(prompt_tokens, param)
+        with self._exclusive(context):
+            yield from self._generate(request, prompt_tokens, context)
+
+    def Tokenize(self, request: pb.TokenizeRequest, context: grpc.ServicerContext) -> pb.TokenizeResponse:
+        tokens = self._llm.tokenize(request.text.encode(), add_bos=request.add_special, special=True)
+        return pb.TokenizeResponse(tokens=tokens)
+
+    def Detokenize(
+        self, request: pb.DetokenizeRequest, context: grpc.ServicerContext
+    ) -> pb.DetokenizeResponse:
+        vocab = self._llm.n_vocab()
+        if any(t < 0 or t >= vocab for t in request.tokens):
+            raise InvalidRequest(f"token ids must be between 0 and {vocab - 1}", param="tokens")
+        text = self._llm.detokenize(list(request.tokens)).decode("utf-8", errors="replace")
+        return pb.DetokenizeResponse(text=text)
+
+    # --- generation -------------------------------------------------------------------------------
+
+    def _prompt_tokens(self, request: pb.GenerateRequest) -> tuple[list[int], str]:
+        if request.WhichOneof("input") == "chat":
+            return self._llm.tokenize(
+                self._render_chat(request.chat).encode(), add_bos=False, special=True
+            ), "messages"
+        # A raw completion prompt is text from the user: special-token text in it stays plain text.
+        return self._llm.tokenize(request.prompt.encode(), add_bos=True, special=False), "prompt"
+
+    def _render_chat(self, chat: pb.ChatConversation) -> str:
+        if self._formatter is None:
+            raise InvalidRequest(
+                "this model has no chat template (none in its weights or its YAML); use /v1/completions "
+                "or set `template.chat` in the model's YAML",
+                param="model",
+            )
+        messages = [chat_message_dict(m) for m in chat.messages]
+        tools = json.loads(chat.tools_json) if chat.tools_json else None
+        try:
+            return self._formatter(messages=messages, tools=tools).prompt
+        except Exception as error:  # the template itself rejects the conversation (raise_exception)
+            raise InvalidRequest(
+                f"the chat template cannot render these messages: {error}", "messages"
+            ) from error
+
+    def _check_fits(self, tokens: list[int], param: str) -> None:
+        n_ctx = self._llm.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise InvalidRequest(
+                f"the prompt is {len(tokens)} tokens long, but this model's context holds {n_ctx} tokens "
+                "(prompt and completion together); shorten the prompt",
+                param=param,
+            )
+
+    @contextmanager
+    def _exclusive(self, context: grpc.ServicerContext) -> Iterator[None]:
+        """Wait for the model, giving up if the client goes away while queued."""
+        while not self._lock.acquire(timeout=LOCK_POLL_SECONDS):
+            if not context.is_active():
+                raise InvalidRequest("cancelled while queued")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def _generate(
+        self, request: pb.GenerateRequest, prompt: list[int], context: grpc.ServicerContext
+    ) -> Iterator[pb.GenerateResponse]:
+        room = self._llm.n_ctx() - len(prompt)
+        limit = min(request.max_tokens, room) if request.max_tokens else room
+        stops = StopMatcher(list(request.stop))
+        utf8 = Utf8Stream()
+        vocab = self._llm._model.vocab
+        produced = pending = 0
+        finish = pb.FINISH_REASON_LENGTH
+        self._llm.set_seed(
+            request.sampling.seed % SEED_MODULUS
+            if request.sampling.HasField("seed")
+            else random.randrange(SEED_MODULUS)
+        )
+        for token in self._llm.generate(prompt, **sampling_kwargs(request.sampling)):
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                finish = pb.FINISH_REASON_STOP
+                break
+            produced += 1
+            pending += 1
+            text = stops.feed(utf8.feed(self._llm.detokenize([token], special=False)))
+            if stops.stopped:
+                finish = pb.FINISH_REASON_STOP
+            if text or stops.stopped:
+                yield pb.GenerateResponse(text=text, tokens=pending)
+                pending = 0
+            if stops.stopped or produced >= limit or not context.is_active():
+                break
+        tail = stops.feed(utf8.flush()) + stops.flush()
+        yield pb.GenerateResponse(
+            text=tail,
+            tokens=pending,
+            finish_reason=finish,
+            prompt_tokens=len(prompt),
+            completion_tokens=produced,
+        )
+
+
+def chat_message_dict(message: pb.ChatMessage) -> dict[str, Any]:
+    """A message as chat templates expect it (the shape transformers passes to them)."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.name:
+        out["name"] = message.name
+    if message.tool_calls_json:
+        out["tool_calls"] = json.loads(message.tool_calls_json)
+    if message.tool_call_id:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def sampling_kwargs(params: pb.SamplingParams) -> dict[str, Any]:
+    return {
+        "temp": params.temperature if params.HasField("temperature") else 0.8,
+        "top_p": params.top_p if params.HasField("top_p") else 0.95,
+        "top_k": params.top_k if params.HasField("top_k") else 40,
+        "min_p": params.min_p if params.HasField("min_p") else 0.05,
+        "presence_penalty": params.presence_penalty,
+        "frequency_penalty": params.frequency_penalty,
+        "repeat_penalty": params.repeat_penalty or 1.0,
+    }
+
+
+def unsupported(name: str) -> Unsupported:
+    return Unsupported(f"the llama-cpp backend does not implement {name}")

@@ -1,0 +1,55 @@
+"""The application factory: takes a parsed, frozen config, reads no argv or environment."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from frontend import chat, completions, health, models
+from frontend.config import ModelRegistry, ServerConfig
+from frontend.errors import APIError, error_middleware
+from frontend.manager import ProcessManager, Spawn
+from frontend.state import CONFIG, MANAGER, READY, REGISTRY
+
+log = logging.getLogger("onebox.app")
+
+
+def create_app(config: ServerConfig, spawn: Spawn | None = None) -> web.Application:
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[error_middleware])
+    app[CONFIG] = config
+    app[REGISTRY] = ModelRegistry(config.models_path)
+    app[READY] = {"ready": False, "pending": list(config.preload)}
+
+    async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[MANAGER] = ProcessManager(config, app[REGISTRY], spawn)
+        yield
+        await app[MANAGER].stop_all()
+
+    app.cleanup_ctx.extend([manager_ctx, preload_ctx])
+    for module in (health, models, chat, completions):
+        app.router.add_routes(module.routes)
+    return app
+
+
+async def preload_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load the --preload models in the background: /healthz answers at once, /readyz once they are up."""
+    task = asyncio.create_task(preload(app))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def preload(app: web.Application) -> None:
+    state = app[READY]
+    for name in list(state["pending"]):
+        try:
+            await app[MANAGER].ensure_ready(name)
+        except APIError as error:
+            log.error("preloading %s failed: %s", name, error.message)
+        state["pending"].remove(name)
+    state["ready"] = True

@@ -1,0 +1,190 @@
+"""The frontend's side of the gRPC contract: the only module that touches generated *_pb2 code.
+
+It converts the frontend's plain request types into protobuf messages, and every gRPC failure into an
+APIError, in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import grpc.aio
+
+from frontend.config import ModelConfig
+from frontend.errors import APIError, InvalidRequest, ServiceUnavailable, WorkerFailed
+from onebox_proto import backend_pb2 as pb
+from onebox_proto import backend_pb2_grpc as pb_grpc
+
+PARAM_METADATA_KEY = "onebox-param"  # set by backends/runner.py
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+    name: str | None = None
+    tool_calls: list | None = None
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repeat_penalty: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One text generation: a raw prompt or a chat conversation, and how to sample it."""
+
+    prompt: str | list[Message]
+    sampling: Sampling
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    tools: list | None = None
+
+
+@dataclass
+class Delta:
+    text: str
+    tokens: int
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class LoadInfo:
+    has_chat_template: bool
+    context_size: int
+    load_seconds: float
+
+
+class WorkerGone(Exception):
+    """The worker stopped answering (it died, or its socket is gone). The manager adds the cause."""
+
+
+_FINISH = {pb.FINISH_REASON_STOP: "stop", pb.FINISH_REASON_LENGTH: "length"}
+
+
+class BackendClient:
+    def __init__(self, address: str, model: str) -> None:
+        self.model = model
+        self._channel = grpc.aio.insecure_channel(
+            address,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = pb_grpc.BackendStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close(grace=None)
+
+    async def healthy(self, timeout: float) -> bool:
+        try:
+            await self._stub.Health(pb.HealthRequest(), timeout=timeout)
+        except grpc.aio.AioRpcError:
+            return False
+        return True
+
+    async def load(self, config: ModelConfig, threads: int, timeout: float) -> LoadInfo:
+        request = pb.LoadModelRequest(
+            model=config.name,
+            backend=config.backend,
+            model_path=str(config.path),
+            context_size=config.context_size,
+            threads=threads,
+            chat_template=config.template.chat or "",
+            embeddings=config.embeddings,
+            options_json=json.dumps(config.options),
+        )
+        try:
+            reply = await self._stub.LoadModel(request, timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            raise self._api_error(error) from None
+        return LoadInfo(reply.has_chat_template, reply.context_size, reply.load_seconds)
+
+    async def generate(self, generation: Generation) -> AsyncIterator[Delta]:
+        call = self._stub.Generate(generation_request(generation))
+        try:
+            async for reply in call:
+                yield Delta(
+                    text=reply.text,
+                    tokens=reply.tokens,
+                    finish_reason=_FINISH.get(reply.finish_reason),
+                    prompt_tokens=reply.prompt_tokens,
+                    completion_tokens=reply.completion_tokens,
+                )
+        except grpc.aio.AioRpcError as error:
+            raise self._api_error(error) from None
+        finally:
+            # A consumer that stops early (client disconnected) must stop the worker's generation too.
+            call.cancel()
+
+    def _api_error(self, error: grpc.aio.AioRpcError) -> APIError | WorkerGone:
+        return rpc_error_to_api_error(error, self.model)
+
+
+def generation_request(generation: Generation) -> pb.GenerateRequest:
+    s = generation.sampling
+    sampling = pb.SamplingParams(
+        temperature=s.temperature,
+        top_p=s.top_p,
+        top_k=s.top_k,
+        min_p=s.min_p,
+        presence_penalty=s.presence_penalty,
+        frequency_penalty=s.frequency_penalty,
+        repeat_penalty=s.repeat_penalty,
+    )
+    if s.seed is not None:
+        sampling.seed = s.seed
+    request = pb.GenerateRequest(
+        sampling=sampling, max_tokens=generation.max_tokens or 0, stop=list(generation.stop)
+    )
+    if isinstance(generation.prompt, str):
+        request.prompt = generation.prompt
+    else:
+        request.chat.CopyFrom(
+            pb.ChatConversation(
+                messages=[chat_message(m) for m in generation.prompt],
+                tools_json=json.dumps(generation.tools) if generation.tools else "",
+            )
+        )
+    return request
+
+
+def chat_message(message: Message) -> pb.ChatMessage:
+    return pb.ChatMessage(
+        role=message.role,
+        content=message.content,
+        name=message.name or "",
+        tool_calls_json=json.dumps(message.tool_calls) if message.tool_calls else "",
+        tool_call_id=message.tool_call_id or "",
+    )
+
+
+def rpc_error_to_api_error(error: grpc.aio.AioRpcError, model: str) -> APIError | WorkerGone:
+    """The one mapping from a worker's gRPC status to what the HTTP client sees."""
+    code, detail = error.code(), error.details() or ""
+    param = dict(error.trailing_metadata() or ()).get(PARAM_METADATA_KEY)
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidRequest(detail, param=param)
+    if code is grpc.StatusCode.UNIMPLEMENTED:
+        return InvalidRequest(detail, param="model", code="unsupported_by_model")
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return ServiceUnavailable(f"model {model!r}: {detail}", code="out_of_memory")
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+        return WorkerGone(detail)
+    return WorkerFailed(f"model {model!r} failed: {detail}")
