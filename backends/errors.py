@@ -30,5 +30,9 @@ class Unsupported(WorkerError):
     code = grpc.StatusCode.UNIMPLEMENTED
 
 
+class LoadFailed(WorkerError):
+    """The model could not be loaded (a bad file, a wrong format): expected, so no traceback."""
+
+
 class OutOfMemory(WorkerError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED

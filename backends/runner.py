@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from backends.errors import NotLoaded, OutOfMemory, Unsupported, WorkerError
+from backends.errors import LoadFailed, NotLoaded, OutOfMemory, Unsupported, WorkerError
 from onebox_proto import backend_pb2 as pb
 from onebox_proto import backend_pb2_grpc as pb_grpc
 
@@ -31,6 +31,7 @@ log = logging.getLogger("onebox.worker")
 # backend kind (as written in a model YAML) -> "module:class" of its model implementation
 BACKENDS: dict[str, str] = {
     "llama-cpp": "backends.llamacpp.model:LlamaCppModel",
+    "embeddings": "backends.embeddings.model:EmbeddingsModel",
 }
 
 PARAM_METADATA_KEY = "onebox-param"
@@ -73,8 +74,18 @@ class Servicer(pb_grpc.BackendServicer):
     def LoadModel(self, request: pb.LoadModelRequest, context: grpc.ServicerContext) -> pb.LoadModelResponse:
         with self._load_lock:
             if self._model is None:
-                self._model = load_backend_class(request.backend)(request)
+                self._model = self._load(request)
             return self._model.describe()
+
+    def _load(self, request: pb.LoadModelRequest) -> Any:
+        backend = load_backend_class(request.backend)
+        try:
+            return backend(request)
+        except (WorkerError, MemoryError):
+            raise
+        except Exception as error:
+            log.error("loading %s failed: %s: %s", request.model_path, type(error).__name__, error)
+            raise LoadFailed(f"{type(error).__name__}: {error}") from error
 
     def forward(self, rpc_name: str, request: Any, context: grpc.ServicerContext) -> Any:
         if self._model is None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from frontend import chat, completions, health, models
+from frontend import chat, completions, embeddings, health, models, rerank
 from frontend.config import ModelRegistry, ServerConfig
 from frontend.errors import APIError, error_middleware
 from frontend.manager import ProcessManager, Spawn
@@ -30,7 +30,7 @@ def create_app(config: ServerConfig, spawn: Spawn | None = None) -> web.Applicat
         await app[MANAGER].stop_all()
 
     app.cleanup_ctx.extend([manager_ctx, preload_ctx])
-    for module in (health, models, chat, completions):
+    for module in (health, models, chat, completions, embeddings, rerank):
         app.router.add_routes(module.routes)
     return app
 

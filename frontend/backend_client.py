@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import grpc
 import grpc.aio
+import numpy as np
 
 from frontend.config import ModelConfig
 from frontend.errors import APIError, InvalidRequest, ServiceUnavailable, WorkerFailed
@@ -52,6 +53,7 @@ class Generation:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     tools: list | None = None
+    ignore_eos: bool = False
 
 
 @dataclass
@@ -70,6 +72,18 @@ class LoadInfo:
     load_seconds: float
 
 
+@dataclass(frozen=True)
+class Embeddings:
+    vectors: np.ndarray  # float32, one row per input, in input order
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class Ranking:
+    scores: list[float]  # one per document, in document order
+    prompt_tokens: int
+
+
 class WorkerGone(Exception):
     """The worker stopped answering (it died, or its socket is gone). The manager adds the cause."""
 
@@ -85,6 +99,11 @@ class BackendClient:
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                # The first health check usually comes before the worker's socket exists; gRPC's default
+                # reconnect backoff (1 s) would then add most of a second to every cold start.
+                ("grpc.initial_reconnect_backoff_ms", 20),
+                ("grpc.min_reconnect_backoff_ms", 20),
+                ("grpc.max_reconnect_backoff_ms", 200),
             ],
         )
         self._stub = pb_grpc.BackendStub(self._channel)
@@ -99,7 +118,7 @@ class BackendClient:
             return False
         return True
 
-    async def load(self, config: ModelConfig, threads: int, timeout: float) -> LoadInfo:
+    async def load(self, config: ModelConfig, threads: int, threads_file: str, timeout: float) -> LoadInfo:
         request = pb.LoadModelRequest(
             model=config.name,
             backend=config.backend,
@@ -109,6 +128,8 @@ class BackendClient:
             chat_template=config.template.chat or "",
             embeddings=config.embeddings,
             options_json=json.dumps(config.options),
+            ignore_model_chat_template=not config.template.use_model_template,
+            threads_file=threads_file,
         )
         try:
             reply = await self._stub.LoadModel(request, timeout=timeout)
@@ -133,6 +154,27 @@ class BackendClient:
             # A consumer that stops early (client disconnected) must stop the worker's generation too.
             call.cancel()
 
+    async def embed(self, inputs: list[str] | list[list[int]], truncate: bool) -> Embeddings:
+        """Texts, or token-id sequences, to vectors; `truncate` cuts inputs longer than the model's window."""
+        request = pb.EmbedRequest(truncate=truncate)
+        if inputs and isinstance(inputs[0], str):
+            request.texts.extend(inputs)
+        else:
+            request.token_inputs.extend(pb.TokenIds(ids=ids) for ids in inputs)
+        try:
+            reply = await self._stub.Embed(request)
+        except grpc.aio.AioRpcError as error:
+            raise self._api_error(error) from None
+        vectors = np.array([e.values for e in reply.embeddings], dtype=np.float32)
+        return Embeddings(vectors, reply.prompt_tokens)
+
+    async def rerank(self, query: str, documents: list[str]) -> Ranking:
+        try:
+            reply = await self._stub.Rerank(pb.RerankRequest(query=query, documents=documents))
+        except grpc.aio.AioRpcError as error:
+            raise self._api_error(error) from None
+        return Ranking(list(reply.scores), reply.prompt_tokens)
+
     def _api_error(self, error: grpc.aio.AioRpcError) -> APIError | WorkerGone:
         return rpc_error_to_api_error(error, self.model)
 
@@ -149,9 +191,12 @@ def generation_request(generation: Generation) -> pb.GenerateRequest:
         repeat_penalty=s.repeat_penalty,
     )
     if s.seed is not None:
-        sampling.seed = s.seed
+        sampling.seed = s.seed % 2**64  # OpenAI seeds are any integer; the wire type is unsigned
     request = pb.GenerateRequest(
-        sampling=sampling, max_tokens=generation.max_tokens or 0, stop=list(generation.stop)
+        sampling=sampling,
+        max_tokens=generation.max_tokens or 0,
+        stop=list(generation.stop),
+        ignore_eos=generation.ignore_eos,
     )
     if isinstance(generation.prompt, str):
         request.prompt = generation.prompt
@@ -187,4 +232,4 @@ def rpc_error_to_api_error(error: grpc.aio.AioRpcError, model: str) -> APIError 
         return ServiceUnavailable(f"model {model!r}: {detail}", code="out_of_memory")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
         return WorkerGone(detail)
-    return WorkerFailed(f"model {model!r} failed: {detail}")
+    return WorkerFailed(detail)

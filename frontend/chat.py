@@ -11,7 +11,7 @@ from frontend.backend_client import Message
 from frontend.errors import InvalidRequest
 from frontend.parsing import parse_body
 from frontend.state import MANAGER
-from frontend.textgen import Choice, Shape, TextRequest, first, respond
+from frontend.textgen import MAX_TOKENS_LIMIT, Choice, Shape, TextRequest, first, respond
 
 routes = web.RouteTableDef()
 
@@ -43,7 +43,7 @@ class ChatMessage(BaseModel):
 
 class ChatCompletionRequest(TextRequest):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
 
     def limit(self) -> int | None:
         return first(self.max_completion_tokens, self.max_tokens)

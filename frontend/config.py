@@ -16,9 +16,9 @@ from frontend.errors import InvalidRequest, ModelNotFound
 log = logging.getLogger("onebox.config")
 
 # A model name is a lookup key, never a path: no separators, no "..", no control characters.
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$")
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}")
 
-BackendKind = Literal["llama-cpp"]
+BackendKind = Literal["llama-cpp", "embeddings"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class Template(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     chat: str | None = None
+    # False: ignore the template stored in the weights; chat then needs `chat` above.
+    use_model_template: bool = True
 
 
 class ModelConfig(BaseModel):
@@ -59,7 +61,7 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=MODEL_NAME.pattern)
+    name: str = Field(pattern=rf"^{MODEL_NAME.pattern}$")  # pydantic's (Rust) regex: $ is the very end
     backend: BackendKind
     file: str = Field(min_length=1, description="weights file or folder, relative to the models path")
     description: str = ""
@@ -126,7 +128,7 @@ class ModelRegistry:
 
     def _refresh(self) -> None:
         files = sorted(self.models_path.glob("*.yaml")) + sorted(self.models_path.glob("*.yml"))
-        stamp = tuple((f.name, f.stat().st_mtime_ns) for f in files if f.is_file())
+        stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file())
         if stamp == self._stamp:
             return
         models: dict[str, ModelConfig] = {}
@@ -144,7 +146,7 @@ class ModelRegistry:
 
 
 def check_model_name(name: str) -> None:
-    if not MODEL_NAME.match(name):
+    if not MODEL_NAME.fullmatch(name):
         raise InvalidRequest(
             "invalid model name: use letters, digits and . _ : @ + - (a model name is not a path)",
             param="model",

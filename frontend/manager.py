@@ -26,13 +26,14 @@ from pathlib import Path
 
 import psutil
 
-from frontend.backend_client import BackendClient, LoadInfo, WorkerGone
+from frontend.backend_client import BackendClient, Delta, Generation, LoadInfo, WorkerGone
 from frontend.config import ModelConfig, ModelRegistry, ServerConfig
 from frontend.errors import APIError, WorkerFailed
 
 log = logging.getLogger("onebox.manager")
 
 OUTPUT_TAIL_LINES = 40
+OUTPUT_LINE_LIMIT = 1024 * 1024
 HEALTH_POLL_SECONDS = 0.02
 EXIT_SETTLE_SECONDS = 2.0
 
@@ -73,8 +74,42 @@ class Worker:
     def exited(self) -> bool:
         return self.process.returncode is not None
 
+    @property
+    def threads_path(self) -> Path:
+        return self.socket_path.with_suffix(".threads")
+
     def last_output(self) -> str:
         return "\n".join(self.output) or "(the worker printed nothing)"
+
+    async def generate(self, generation: Generation) -> AsyncIterator[Delta]:
+        """The client's stream, with a dead worker reported by its cause (exit status, last output)."""
+        try:
+            async for delta in self.client.generate(generation):
+                yield delta
+        except WorkerGone as gone:
+            raise await self.gone_error(gone) from None
+
+    async def died_error(self, when: str) -> WorkerFailed:
+        await self.settle()
+        status = describe_exit(self.process.returncode)
+        return WorkerFailed(
+            f"the worker for model {self.name!r} exited {when} ({status}); last output:\n{self.last_output()}"
+        )
+
+    async def gone_error(self, gone: WorkerGone) -> WorkerFailed:
+        await self.settle()
+        if self.exited:
+            log.error("worker for %s died: %s", self.name, describe_exit(self.process.returncode))
+            return await self.died_error("while serving a request")
+        return WorkerFailed(f"the worker for model {self.name!r} stopped answering: {gone}")
+
+    async def settle(self) -> None:
+        """Give a dying process a moment to exit and its last output to arrive."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.process.wait(), EXIT_SETTLE_SECONDS)
+        if self.exited and self.pump is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self.pump), 1.0)
 
 
 async def spawn_worker(
@@ -88,6 +123,7 @@ async def spawn_worker(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        limit=OUTPUT_LINE_LIMIT,
         # Its own session: a Ctrl-C in the terminal reaches the server, which then stops workers in order.
         start_new_session=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"},
@@ -104,6 +140,7 @@ class ProcessManager:
         self._ids = itertools.count(1)
         self._own_runtime_dir = config.runtime_dir is None
         self._runtime_dir = config.runtime_dir or Path(tempfile.mkdtemp(prefix="onebox-"))
+        self._cpu_budget = config.threads or os.cpu_count() or 1
 
     def workers(self) -> list[Worker]:
         return list(self._workers.values())
@@ -115,11 +152,12 @@ class ProcessManager:
         try:
             yield worker
         except WorkerGone as gone:
-            raise await self._gone_error(worker, gone) from None
+            raise await worker.gone_error(gone) from None
         finally:
             worker.in_flight -= 1
             worker.served += 1
             worker.last_used = time.monotonic()
+            self._share_cpu()
 
     async def ensure_ready(self, name: str) -> Worker:
         """Start the model's worker if needed (used by --preload); does not hold it."""
@@ -158,7 +196,20 @@ class ProcessManager:
                 self._workers[name] = worker
             worker.in_flight += 1
             worker.last_used = time.monotonic()
+            self._share_cpu()
             return worker
+
+    def _share_cpu(self) -> None:
+        """Split the CPU threads among the workers that are serving.
+
+        llama.cpp's threads busy-wait at every barrier, so two workers that each take every core do not
+        share the CPU, they fight for it (a token costs a scheduler tick per barrier): ten times slower
+        here. Each busy worker gets an equal share; an idle one keeps its last share until it is busy.
+        """
+        busy = [w for w in self._workers.values() if w.in_flight > 0]
+        share = max(1, self._cpu_budget // max(1, len(busy)))
+        for worker in busy:
+            write_threads(worker.threads_path, share)
 
     async def _start(self, config: ModelConfig) -> Worker:
         if not config.path.exists():
@@ -168,6 +219,7 @@ class ProcessManager:
                 code="model_not_installed",
             )
         socket_path = self._runtime_dir / f"w{next(self._ids)}.sock"
+        write_threads(socket_path.with_suffix(".threads"), self._cpu_budget)
         process = await self._spawn(config, f"unix://{socket_path}")
         worker = Worker(config, process, BackendClient(f"unix://{socket_path}", config.name), socket_path)
         worker.pump = asyncio.create_task(pump_output(worker))
@@ -186,7 +238,7 @@ class ProcessManager:
         deadline = time.monotonic() + self._config.worker_start_timeout
         while not await worker.client.healthy(timeout=0.5):
             if worker.exited:
-                raise await self._died_error(worker, "while starting")
+                raise await worker.died_error("while starting")
             if time.monotonic() > deadline:
                 raise WorkerFailed(
                     f"the worker for model {worker.name!r} did not answer within "
@@ -198,7 +250,9 @@ class ProcessManager:
     async def _load(self, worker: Worker) -> LoadInfo:
         """Load the model, failing fast (with the worker's last words) if the process dies meanwhile."""
         load = asyncio.ensure_future(
-            worker.client.load(worker.config, self._config.threads, self._config.worker_load_timeout)
+            worker.client.load(
+                worker.config, self._cpu_budget, str(worker.threads_path), self._config.worker_load_timeout
+            )
         )
         exit_wait = asyncio.ensure_future(worker.process.wait())
         try:
@@ -207,38 +261,15 @@ class ProcessManager:
             exit_wait.cancel()
         if not load.done():
             load.cancel()
-            raise await self._died_error(worker, "while loading its model")
+            raise await worker.died_error("while loading its model")
         try:
             return load.result()
         except WorkerGone:
-            raise await self._died_error(worker, "while loading its model") from None
+            raise await worker.died_error("while loading its model") from None
         except APIError as error:
-            raise WorkerFailed(f"loading model {worker.name!r} failed: {error.message}") from None
-
-    # --- failures ---------------------------------------------------------------------------------
-
-    async def _died_error(self, worker: Worker, when: str) -> WorkerFailed:
-        await self._settle(worker)
-        status = describe_exit(worker.process.returncode)
-        return WorkerFailed(
-            f"the worker for model {worker.name!r} exited {when} ({status}); "
-            f"last output:\n{worker.last_output()}"
-        )
-
-    async def _gone_error(self, worker: Worker, gone: WorkerGone) -> WorkerFailed:
-        await self._settle(worker)
-        if worker.exited:
-            log.error("worker for %s died: %s", worker.name, describe_exit(worker.process.returncode))
-            return await self._died_error(worker, "while serving this request")
-        return WorkerFailed(f"the worker for model {worker.name!r} stopped answering: {gone}")
-
-    async def _settle(self, worker: Worker) -> None:
-        """Give a dying process a moment to exit and its last output to arrive."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(worker.process.wait(), EXIT_SETTLE_SECONDS)
-        if worker.exited and worker.pump is not None:
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(worker.pump), 1.0)
+            raise WorkerFailed(
+                f"loading model {worker.name!r} failed: {error.message}; last output:\n{worker.last_output()}"
+            ) from None
 
     # --- stop -------------------------------------------------------------------------------------
 
@@ -250,27 +281,51 @@ class ProcessManager:
         if worker.pump is not None:
             worker.pump.cancel()
         worker.socket_path.unlink(missing_ok=True)
+        worker.threads_path.unlink(missing_ok=True)
         worker.state = WorkerState.STOPPED
         log.info("worker for %s stopped (pid %d)", worker.name, worker.pid)
 
 
+def write_threads(path: Path, threads: int) -> None:
+    # rewritten in place (never truncated) so that a worker reading it mid-write sees a whole number
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, b"%08d" % threads, 0)
+    finally:
+        os.close(fd)
+
+
 async def terminate_tree(process: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM, a grace period, then SIGKILL for the process and everything it started."""
+    """SIGTERM, a grace period, then SIGKILL for the process and everything it started.
+
+    Workers lead their own process group (start_new_session), so signalling the group reaches children
+    started at any time; children that linger would otherwise hold the output pipe, and asyncio's
+    wait() returns only once that pipe closes.
+    """
     try:
         children = psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         children = []
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
+    signal_group(process, signal.SIGTERM)
     try:
         await asyncio.wait_for(process.wait(), grace)
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
+        signal_group(process, signal.SIGKILL)
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
         await process.wait()
-    for child in children:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
+
+
+def signal_group(process: asyncio.subprocess.Process, signum: int) -> None:
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signum)
+            return
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signum)
 
 
 async def pump_output(worker: Worker) -> None:
@@ -279,7 +334,13 @@ async def pump_output(worker: Worker) -> None:
     if stream is None:
         return
     logger = logging.getLogger(f"onebox.worker.{worker.name}")
-    while line := await stream.readline():
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # a line over the limit: asyncio drops it; say so and keep reading
+            line = b"[an output line longer than %d bytes was dropped]" % OUTPUT_LINE_LIMIT
+        if not line:
+            return
         text = line.decode(errors="replace").rstrip()
         worker.output.append(text)
         logger.info("%s", text)

@@ -26,6 +26,7 @@ DEFAULT_TOP_P = 0.95
 DEFAULT_TOP_K = 40
 DEFAULT_MIN_P = 0.05
 MAX_STOP_SEQUENCES = 16
+MAX_TOKENS_LIMIT = 2**31 - 1
 
 
 class StreamOptions(BaseModel):
@@ -41,7 +42,7 @@ class TextRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     top_k: int | None = Field(None, ge=0)
@@ -49,12 +50,14 @@ class TextRequest(BaseModel):
     repeat_penalty: float | None = Field(None, gt=0)
     presence_penalty: float = Field(0.0, ge=-2, le=2)
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
     stop: str | list[str] | None = Field(None)
     n: int = Field(1, ge=1, le=16)
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    # Extension (llama-server, LocalAI): generate exactly max_tokens, past end-of-text.
+    ignore_eos: bool = False
 
     def limit(self) -> int | None:
         return self.max_tokens
@@ -86,6 +89,7 @@ class TextRequest(BaseModel):
             sampling=self.sampling(config, choice),
             max_tokens=first(self.limit(), config.parameters.max_tokens, None),
             stop=self.stop_sequences(),
+            ignore_eos=self.ignore_eos,
             **extra,  # type: ignore[arg-type]
         )
 
@@ -126,14 +130,14 @@ class Usage:
 async def run_choices(worker: Worker, generations: list[Generation]) -> AsyncIterator[tuple[int, Delta]]:
     """Deltas of every choice as they come, tagged with the choice's index."""
     if len(generations) == 1:
-        async for delta in worker.client.generate(generations[0]):
+        async for delta in worker.generate(generations[0]):
             yield 0, delta
         return
     queue: asyncio.Queue[tuple[int, Delta | BaseException | None]] = asyncio.Queue()
 
     async def drain(index: int, generation: Generation) -> None:
         try:
-            async for delta in worker.client.generate(generation):
+            async for delta in worker.generate(generation):
                 await queue.put((index, delta))
             await queue.put((index, None))
         except BaseException as error:

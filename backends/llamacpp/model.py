@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import io
 import json
 import logging
 import os
@@ -16,7 +19,9 @@ import grpc
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from backends.errors import InvalidRequest, Unsupported
+from backends.embeddings.pooling import cosine_scores
+from backends.errors import InvalidRequest
+from backends.llamacpp import embedding
 from backends.text import StopMatcher, Utf8Stream
 from onebox_proto import backend_pb2 as pb
 
@@ -25,6 +30,23 @@ log = logging.getLogger("onebox.worker.llama-cpp")
 LOCK_POLL_SECONDS = 0.05
 # llama.cpp treats 0xFFFFFFFF as "pick a random seed", so a user's seed is folded below it.
 SEED_MODULUS = 0xFFFFFFFF
+GGML_LOG_WARN, GGML_LOG_ERROR = 3, 4  # enum ggml_log_level
+
+
+@llama_cpp.llama_log_callback
+def forward_ggml_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    """llama.cpp's warnings and errors (why a file failed to load) into the worker's log."""
+    if level in (GGML_LOG_WARN, GGML_LOG_ERROR):
+        log.log(
+            logging.ERROR if level == GGML_LOG_ERROR else logging.WARNING,
+            "%s",
+            text.decode(errors="replace").rstrip(),
+        )
+
+
+# Replaces llama-cpp-python's own callback, which drops everything below ERROR when not verbose and, worse,
+# loads models with stderr sent to /dev/null, hiding the reason a load failed.
+llama_cpp.llama_log_set(forward_ggml_log, ctypes.c_void_p(0))
 
 
 class LlamaCppModel:
@@ -32,16 +54,23 @@ class LlamaCppModel:
         started = time.perf_counter()
         threads = request.threads or os.cpu_count() or 1
         options = json.loads(request.options_json or "{}")
-        self._llm = llama_cpp.Llama(
-            model_path=request.model_path,
-            n_ctx=request.context_size or 0,
-            n_threads=threads,
-            n_threads_batch=threads,
-            n_batch=int(options.get("batch_size", 512)),
-            embedding=request.embeddings,
-            verbose=False,
-        )
-        self._formatter = self._chat_formatter(request.chat_template)
+        # verbose=True keeps stderr open during the load (see forward_ggml_log); its chatty Python
+        # prints (metadata dumps, per-request cache notes) are discarded.
+        with contextlib.redirect_stderr(io.StringIO()):
+            self._llm = llama_cpp.Llama(
+                model_path=request.model_path,
+                n_ctx=request.context_size or 0,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_batch=int(options.get("batch_size", 512)),
+                embedding=request.embeddings,
+                pooling_type=embedding.pooling_type(options),
+                verbose=True,
+            )
+        self._llm.verbose = False
+        self._threads = ThreadShare(request.threads_file, threads)
+        self._embeddings = request.embeddings
+        self._formatter = self._chat_formatter(request.chat_template, request.ignore_model_chat_template)
         # One llama context can decode one sequence at a time: requests queue on this lock.
         self._lock = threading.Lock()
         self._load_seconds = time.perf_counter() - started
@@ -53,8 +82,9 @@ class LlamaCppModel:
             load_seconds=self._load_seconds,
         )
 
-    def _chat_formatter(self, override: str) -> Jinja2ChatFormatter | None:
-        template = override or self._llm.metadata.get("tokenizer.chat_template", "")
+    def _chat_formatter(self, override: str, ignore_model_template: bool) -> Jinja2ChatFormatter | None:
+        own = "" if ignore_model_template else self._llm.metadata.get("tokenizer.chat_template", "")
+        template = override or own
         if not template:
             return None
         model = self._llm._model
@@ -87,6 +117,33 @@ class LlamaCppModel:
         text = self._llm.detokenize(list(request.tokens)).decode("utf-8", errors="replace")
         return pb.DetokenizeResponse(text=text)
 
+    def Embed(self, request: pb.EmbedRequest, context: grpc.ServicerContext) -> pb.EmbedResponse:
+        self._require_embeddings()
+        sequences = embedding.embed_inputs(self._llm, request)
+        with self._exclusive(context):
+            vectors = embedding.embed_sequences(self._llm, sequences)
+        return pb.EmbedResponse(
+            embeddings=[pb.Embedding(values=v) for v in vectors.tolist()],
+            prompt_tokens=sum(map(len, sequences)),
+        )
+
+    def Rerank(self, request: pb.RerankRequest, context: grpc.ServicerContext) -> pb.RerankResponse:
+        self._require_embeddings()
+        sequences = embedding.rerank_inputs(self._llm, request)
+        with self._exclusive(context):
+            vectors = embedding.embed_sequences(self._llm, sequences)
+        return pb.RerankResponse(
+            scores=cosine_scores(vectors[0], vectors[1:]).tolist(), prompt_tokens=sum(map(len, sequences))
+        )
+
+    def _require_embeddings(self) -> None:
+        if not self._embeddings:
+            raise InvalidRequest(
+                "this model is loaded for text generation and cannot make embeddings; use an embeddings "
+                "model, or set `embeddings: true` in this model's YAML",
+                param="model",
+            )
+
     # --- generation -------------------------------------------------------------------------------
 
     def _prompt_tokens(self, request: pb.GenerateRequest) -> tuple[list[int], str]:
@@ -100,8 +157,8 @@ class LlamaCppModel:
     def _render_chat(self, chat: pb.ChatConversation) -> str:
         if self._formatter is None:
             raise InvalidRequest(
-                "this model has no chat template (none in its weights or its YAML); use /v1/completions "
-                "or set `template.chat` in the model's YAML",
+                "this model has no chat template (none in its weights or its YAML), so it cannot serve chat; "
+                "use /v1/completions, or set `template.chat` in the model's YAML",
                 param="model",
             )
         messages = [chat_message_dict(m) for m in chat.messages]
@@ -148,8 +205,10 @@ class LlamaCppModel:
             if request.sampling.HasField("seed")
             else random.randrange(SEED_MODULUS)
         )
+        self._threads.apply(self._llm)
         for token in self._llm.generate(prompt, **sampling_kwargs(request.sampling)):
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
+            self._threads.apply(self._llm)
+            if llama_cpp.llama_vocab_is_eog(vocab, token) and not request.ignore_eos:
                 finish = pb.FINISH_REASON_STOP
                 break
             produced += 1
@@ -170,6 +229,23 @@ class LlamaCppModel:
             prompt_tokens=len(prompt),
             completion_tokens=produced,
         )
+
+
+class ThreadShare:
+    """Follows the CPU share the frontend gives this worker (see ProcessManager._share_cpu)."""
+
+    def __init__(self, path: str, threads: int) -> None:
+        self._fd = os.open(path, os.O_RDONLY) if path and os.path.exists(path) else None
+        self._current = threads
+
+    def apply(self, llm: llama_cpp.Llama) -> None:
+        if self._fd is None:
+            return
+        raw = os.pread(self._fd, 8, 0)
+        wanted = int(raw) if raw.isdigit() else self._current
+        if wanted != self._current and wanted > 0:
+            llama_cpp.llama_set_n_threads(llm.ctx, wanted, wanted)
+            self._current = wanted
 
 
 def chat_message_dict(message: pb.ChatMessage) -> dict[str, Any]:
@@ -194,7 +270,3 @@ def sampling_kwargs(params: pb.SamplingParams) -> dict[str, Any]:
         "frequency_penalty": params.frequency_penalty,
         "repeat_penalty": params.repeat_penalty or 1.0,
     }
-
-
-def unsupported(name: str) -> Unsupported:
-    return Unsupported(f"the llama-cpp backend does not implement {name}")

@@ -1,0 +1,1 @@
+"""The `embeddings` backend: sentence-embedding models as ONNX graphs with their Hugging Face tokenizer."""

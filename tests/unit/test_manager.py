@@ -1,0 +1,203 @@
+"""frontend/manager.py: the worker lifecycle, driven with the fake worker (tests/fakes/fake_worker.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from frontend.backend_client import Generation, Sampling
+from frontend.errors import WorkerFailed
+from frontend.manager import ProcessManager, Worker, describe_exit
+
+FAKE_WORKER = Path(__file__).resolve().parents[1] / "fakes" / "fake_worker.py"
+SAMPLING = Sampling(temperature=0.0, top_p=1.0, top_k=1, min_p=0.0)
+
+
+def exited(pid: int) -> bool:
+    """Gone, or a zombie nobody reaped yet (an orphan's new parent need not reap it)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def generate(worker: Worker, prompt: str) -> str:
+    generation = Generation(prompt=prompt, sampling=SAMPLING)
+    return "".join([delta.text async for delta in worker.generate(generation)])
+
+
+async def pid_of(manager: ProcessManager, name: str) -> int:
+    async with manager.use(name) as worker:
+        return worker.pid
+
+
+async def test_concurrent_first_requests_start_one_worker(manager, spawner, write_model) -> None:
+    write_model("echo")
+    pids = await asyncio.gather(*(pid_of(manager, "echo") for _ in range(5)))
+    assert spawner.count == 1
+    assert set(pids) == {spawner.processes[0].pid}
+
+
+async def test_ready_worker_is_reused_by_the_next_request(manager, spawner, write_model) -> None:
+    write_model("echo")
+    await pid_of(manager, "echo")
+    await pid_of(manager, "echo")
+    assert spawner.count == 1
+
+
+async def test_worker_serves_the_fake_models_echo(manager, write_model) -> None:
+    write_model("echo")
+    async with manager.use("echo") as worker:
+        assert await generate(worker, "one two three") == "one two three"
+
+
+async def test_load_failure_raises_worker_failed_with_the_models_message(manager, write_model) -> None:
+    write_model("broken", options={"fail_on_load": "weights are corrupt"})
+    with pytest.raises(WorkerFailed, match="weights are corrupt"):
+        await pid_of(manager, "broken")
+
+
+async def test_next_request_after_a_load_failure_starts_a_new_worker(manager, spawner, write_model) -> None:
+    write_model("broken", options={"fail_on_load": "weights are corrupt"})
+    for _ in range(2):
+        with pytest.raises(WorkerFailed):
+            await pid_of(manager, "broken")
+    assert spawner.count == 2
+
+
+async def test_failed_worker_process_is_stopped(manager, spawner, write_model) -> None:
+    write_model("broken", options={"fail_on_load": "weights are corrupt"})
+    with pytest.raises(WorkerFailed):
+        await pid_of(manager, "broken")
+    assert exited(spawner.processes[0].pid)
+
+
+async def test_crash_on_load_raises_worker_failed_with_its_last_output(manager, write_model) -> None:
+    write_model("crashy", options={"crash_on_load": True})
+    with pytest.raises(WorkerFailed) as caught:
+        await pid_of(manager, "crashy")
+    assert "crashing while loading on purpose" in caught.value.message
+    assert "exit code 3" in caught.value.message
+
+
+async def test_crash_mid_generation_raises_worker_failed_with_its_last_output(manager, write_model) -> None:
+    write_model("crashy", options={"crash_after_tokens": 2})
+    with pytest.raises(WorkerFailed) as caught:
+        async with manager.use("crashy") as worker:
+            await generate(worker, "one two three four")
+    assert "crashing mid-generation on purpose" in caught.value.message
+
+
+async def test_worker_killed_between_requests_is_respawned(manager, spawner, write_model) -> None:
+    write_model("echo")
+    async with manager.use("echo") as worker:
+        first = worker
+    os.kill(first.pid, signal.SIGKILL)
+    await asyncio.wait_for(first.process.wait(), 10)
+    async with manager.use("echo") as worker:
+        assert worker.pid != first.pid
+        assert await generate(worker, "back again") == "back again"
+    assert spawner.count == 2
+
+
+async def test_request_on_a_worker_that_died_unnoticed_names_its_exit(manager, write_model) -> None:
+    write_model("echo")
+    async with manager.use("echo") as worker:
+        os.kill(worker.pid, signal.SIGKILL)
+    # No await between the kill and the next use: the manager has not seen the exit yet.
+    with pytest.raises(WorkerFailed, match="killed by SIGKILL"):
+        async with manager.use("echo") as worker:
+            await generate(worker, "anyone there")
+
+
+async def test_stop_all_leaves_no_live_process(manager, spawner, write_model) -> None:
+    write_model("one")
+    write_model("two")
+    await asyncio.gather(pid_of(manager, "one"), pid_of(manager, "two"))
+    await manager.stop_all()
+    assert spawner.count == 2
+    assert all(exited(p.pid) for p in spawner.processes)
+    assert manager.workers() == []
+
+
+async def test_stopping_a_worker_kills_its_child_processes(manager, write_model) -> None:
+    write_model("parent", options={"start_child": True})
+    async with manager.use("parent") as worker:
+        children = psutil.Process(worker.pid).children(recursive=True)
+    assert children
+    assert await manager.stop("parent")
+    assert await wait_until(lambda: all(exited(c.pid) for c in children), timeout=5)
+
+
+async def test_missing_weights_fail_without_starting_a_worker(manager, spawner, write_model) -> None:
+    write_model("echo")
+    (write_model("echo").parent / "echo.gguf").unlink()
+    with pytest.raises(WorkerFailed) as caught:
+        await pid_of(manager, "echo")
+    assert caught.value.code == "model_not_installed"
+    assert spawner.count == 0
+
+
+async def test_worker_exits_when_its_parent_dies() -> None:
+    # Not tmp_path: a unix socket path must stay under ~107 bytes.
+    folder = tempfile.TemporaryDirectory(prefix="onebox-test-")
+    socket = Path(folder.name) / "w.sock"
+    # A short-lived parent that starts the worker as its own child, says its pid, then waits to be killed.
+    launcher = (
+        "import os, subprocess, sys, time\n"
+        "worker = subprocess.Popen([sys.executable, sys.argv[1], '--model', 'orphan', '--backend', 'fake',\n"
+        "    '--address', sys.argv[2], '--parent-pid', str(os.getpid())])\n"
+        "print(worker.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", launcher, str(FAKE_WORKER), f"unix://{socket}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        worker_pid = int(parent.stdout.readline())
+        assert await wait_until(socket.exists), "the worker never started listening"
+        parent.kill()
+        parent.wait()
+        assert await wait_until(lambda: exited(worker_pid), timeout=10)
+    finally:
+        parent.kill()
+        parent.wait()
+        if not exited(worker_pid):
+            os.kill(worker_pid, signal.SIGKILL)
+        folder.cleanup()
+
+
+async def test_output_after_a_very_long_line_still_reaches_the_error_message(manager, write_model) -> None:
+    write_model("noisy", options={"long_line_bytes": 100_000, "crash_on_load": True})
+    with pytest.raises(WorkerFailed, match="crashing while loading on purpose"):
+        await pid_of(manager, "noisy")
+
+
+@pytest.mark.parametrize(
+    ("returncode", "described"),
+    [(None, "still running"), (0, "exit code 0"), (3, "exit code 3"), (-9, "killed by SIGKILL"),
+     (-200, "killed by signal 200")],
+)  # fmt: skip
+def test_exit_status_is_described_for_people(returncode: int | None, described: str) -> None:
+    assert describe_exit(returncode) == described
