@@ -48,6 +48,7 @@ format: $(VENV)/.installed
 
 bench: setup
 	$(PY) bench/text_generation.py
+	$(PY) bench/embeddings.py
 
 clean:
 	rm -rf $(VENV) $(PROTO_OUT) .pytest_cache .ruff_cache

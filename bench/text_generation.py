@@ -160,7 +160,6 @@ class InProcess:
         self.kwargs = {"temp" if k == "temperature" else k: v for k, v in params.items()}
 
     def chat(self, prompt: str, max_tokens: int) -> Sample:
-        vocab = self.llm._model.vocab
         marks: list[float] = []
         pieces: list[str] = []
         tokens, started = 0, time.perf_counter()
@@ -168,7 +167,7 @@ class InProcess:
         prompt_tokens = self.llm.tokenize(text.encode(), add_bos=False, special=True)
         self.llm.set_seed(SEED)
         for token in self.llm.generate(prompt_tokens, **self.kwargs):
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
+            if llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token):
                 break
             tokens += 1
             if piece := self.llm.detokenize([token], special=False).decode(errors="replace"):
@@ -211,8 +210,9 @@ def report(samples: dict[str, list[Sample]], max_tokens: int, threads: int) -> N
     def median(name: str, field: str) -> float:
         return statistics.median(values(name, field))
 
-    print(f"\nconcurrency 1, {len(samples['onebox'])} generations per side, max_tokens {max_tokens}, "
-          f"{threads} threads; median (min-max)")  # fmt: skip
+    runs, load = len(samples["onebox"]), os.getloadavg()[0]
+    print(f"\nconcurrency 1, {runs} runs per side, max_tokens {max_tokens}, {threads} threads, "
+          f"load average {load:.1f} on {os.cpu_count()} cores; median (min-max)")  # fmt: skip
     print(f"{'':12}{'tok/s':>22}{'TTFT ms':>22}{'tokens':>8}")
     for name in samples:
         cells = [f"{median(name, f):.1f} ({min(values(name, f)):.0f}-{max(values(name, f)):.0f})"

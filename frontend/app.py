@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from frontend import chat, completions, embeddings, health, models, rerank
+from frontend import backend_admin, chat, completions, embeddings, health, models, rerank, security, tokenize
 from frontend.config import ModelRegistry, ServerConfig
 from frontend.errors import APIError, error_middleware
 from frontend.manager import ProcessManager, Spawn
@@ -19,7 +19,10 @@ log = logging.getLogger("onebox.app")
 
 
 def create_app(config: ServerConfig, spawn: Spawn | None = None) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=config.max_body_bytes, middlewares=[*security.middlewares(config), error_middleware]
+    )
+    security.setup(app, config)
     app[CONFIG] = config
     app[REGISTRY] = ModelRegistry(config.models_path)
     app[READY] = {"ready": False, "pending": list(config.preload)}
@@ -29,10 +32,19 @@ def create_app(config: ServerConfig, spawn: Spawn | None = None) -> web.Applicat
         yield
         await app[MANAGER].stop_all()
 
-    app.cleanup_ctx.extend([manager_ctx, preload_ctx])
-    for module in (health, models, chat, completions, embeddings, rerank):
+    app.cleanup_ctx.extend([manager_ctx, watchdog_ctx, preload_ctx])
+    for module in (health, models, chat, completions, embeddings, rerank, tokenize, backend_admin):
         app.router.add_routes(module.routes)
     return app
+
+
+async def watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The manager's watchdog rounds (idle, hung and crashed workers, the memory floor) in the background."""
+    task = asyncio.create_task(app[MANAGER].watch())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def preload_ctx(app: web.Application) -> AsyncIterator[None]:

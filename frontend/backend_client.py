@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import grpc.aio
@@ -54,6 +54,16 @@ class Generation:
     stop: tuple[str, ...] = ()
     tools: list | None = None
     ignore_eos: bool = False
+    grammar: str = ""  # GBNF; "" for unconstrained
+    logprobs: int = 0  # alternatives per token; -1: only the sampled token's; 0: none
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    bytes: bytes
+    top: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass
@@ -63,6 +73,7 @@ class Delta:
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,7 @@ class BackendClient:
                     finish_reason=_FINISH.get(reply.finish_reason),
                     prompt_tokens=reply.prompt_tokens,
                     completion_tokens=reply.completion_tokens,
+                    logprobs=[token_logprob(lp) for lp in reply.logprobs],
                 )
         except grpc.aio.AioRpcError as error:
             raise self._api_error(error) from None
@@ -175,6 +187,20 @@ class BackendClient:
             raise self._api_error(error) from None
         return Ranking(list(reply.scores), reply.prompt_tokens)
 
+    async def tokenize(self, text: str, add_special: bool) -> list[int]:
+        try:
+            reply = await self._stub.Tokenize(pb.TokenizeRequest(text=text, add_special=add_special))
+        except grpc.aio.AioRpcError as error:
+            raise self._api_error(error) from None
+        return list(reply.tokens)
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        try:
+            reply = await self._stub.Detokenize(pb.DetokenizeRequest(tokens=tokens))
+        except grpc.aio.AioRpcError as error:
+            raise self._api_error(error) from None
+        return reply.text
+
     def _api_error(self, error: grpc.aio.AioRpcError) -> APIError | WorkerGone:
         return rpc_error_to_api_error(error, self.model)
 
@@ -197,6 +223,8 @@ def generation_request(generation: Generation) -> pb.GenerateRequest:
         max_tokens=generation.max_tokens or 0,
         stop=list(generation.stop),
         ignore_eos=generation.ignore_eos,
+        grammar=generation.grammar,
+        logprobs=generation.logprobs,
     )
     if isinstance(generation.prompt, str):
         request.prompt = generation.prompt
@@ -208,6 +236,15 @@ def generation_request(generation: Generation) -> pb.GenerateRequest:
             )
         )
     return request
+
+
+def token_logprob(entry: pb.TokenLogprob) -> TokenLogprob:
+    return TokenLogprob(
+        entry.token,
+        entry.logprob,
+        entry.bytes,
+        tuple(TokenLogprob(t.token, t.logprob, t.bytes) for t in entry.top),
+    )
 
 
 def chat_message(message: Message) -> pb.ChatMessage:

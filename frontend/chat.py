@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from frontend.backend_client import Message
+from frontend.backend_client import Message, TokenLogprob
 from frontend.errors import InvalidRequest
 from frontend.parsing import parse_body
 from frontend.state import MANAGER
 from frontend.textgen import MAX_TOKENS_LIMIT, Choice, Shape, TextRequest, first, respond
+from frontend.tools import Tool, ToolChoice, ToolPlan, plan, respond_with_tools
 
 routes = web.RouteTableDef()
 
@@ -44,9 +45,39 @@ class ChatMessage(BaseModel):
 class ChatCompletionRequest(TextRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    # One call per reply satisfies both values; accepted so that clients that send it are served.
+    parallel_tool_calls: bool = True
+    _tool_plan: ToolPlan | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def build_tool_plan(self) -> ChatCompletionRequest:
+        self._tool_plan = plan(self.tools, self.tool_choice)
+        if self._tool_plan and self._tool_plan.grammar:
+            if self._grammar:
+                raise InvalidRequest(
+                    "a forced tool call cannot be combined with `response_format` or `grammar`",
+                    param="tool_choice",
+                )
+            self._grammar = self._tool_plan.grammar
+        return self
+
+    @model_validator(mode="after")
+    def top_logprobs_needs_logprobs(self) -> ChatCompletionRequest:
+        if self.top_logprobs and not self.logprobs:
+            raise InvalidRequest("top_logprobs needs logprobs set to true", param="top_logprobs")
+        return self
 
     def limit(self) -> int | None:
         return first(self.max_completion_tokens, self.max_tokens)
+
+    def logprob_count(self) -> int:
+        if not self.logprobs:
+            return 0
+        return self.top_logprobs or -1
 
     def conversation(self) -> list[Message]:
         return [to_message(i, m) for i, m in enumerate(self.messages)]
@@ -81,14 +112,34 @@ def chat_choice(choice: Choice) -> dict:
     return {
         "index": choice.index,
         "message": {"role": "assistant", "content": "".join(choice.text), "refusal": None},
-        "logprobs": None,
+        "logprobs": chat_logprobs(choice.logprobs),
         "finish_reason": choice.finish_reason,
     }
 
 
-def chat_chunk_choice(index: int, text: str, finish_reason: str | None) -> dict:
+def chat_chunk_choice(
+    index: int, text: str, finish_reason: str | None, logprobs: list[TokenLogprob] | None
+) -> dict:
     delta = {"content": text} if text else {}
-    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    return {
+        "index": index,
+        "delta": delta,
+        "logprobs": chat_logprobs(logprobs),
+        "finish_reason": finish_reason,
+    }
+
+
+def chat_logprobs(entries: list[TokenLogprob] | None) -> dict | None:
+    if entries is None:
+        return None
+    return {
+        "content": [{**logprob_entry(e), "top_logprobs": [logprob_entry(t) for t in e.top]} for e in entries],
+        "refusal": None,
+    }
+
+
+def logprob_entry(entry: TokenLogprob) -> dict:
+    return {"token": entry.token, "logprob": entry.logprob, "bytes": list(entry.bytes)}
 
 
 CHAT = Shape(
@@ -111,5 +162,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await parse_body(request, ChatCompletionRequest)
     conversation = body.conversation()
     async with request.app[MANAGER].use(body.model) as worker:
-        generations = [body.generation(worker.config, conversation, i) for i in range(body.n)]
+        tools = body._tool_plan
+        generations = [
+            body.generation(worker.config, conversation, i, tools=tools.tools if tools else None)
+            for i in range(body.n)
+        ]
+        if tools is not None:
+            return await respond_with_tools(request, worker, body, generations, tools.names)
         return await respond(request, worker, body, generations, CHAT)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
 from pathlib import Path
 
+import psutil
 from aiohttp import web
 
 from frontend.app import create_app
 from frontend.config import ServerConfig
+from frontend.security import RequestIdFilter, parse_api_keys, parse_origins, public_bind_refusal
+from frontend.units import parse_duration, parse_size
 
 log = logging.getLogger("onebox")
 
@@ -69,7 +73,54 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="largest request body in bytes (ONEBOX_MAX_BODY_SIZE)",
     )
+    add_security_flags(run)
+    add_watchdog_flags(run)
     return parser  # fmt: skip
+
+
+def add_security_flags(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--api-keys",
+        default=env("API_KEYS", ""),
+        help="comma-separated API keys, or a file with one per line; clients send one as "
+        "'Authorization: Bearer KEY' or 'x-api-key' (ONEBOX_API_KEYS)",
+    )
+    run.add_argument(
+        "--cors-allow-origins",
+        default=env("CORS_ALLOW_ORIGINS", ""),
+        help="comma-separated origins browsers may call from, or * (ONEBOX_CORS_ALLOW_ORIGINS; default off)",
+    )
+    run.add_argument(
+        "--allow-insecure-public-bind",
+        action="store_true",
+        default=env("ALLOW_INSECURE_PUBLIC_BIND", "") in {"1", "true", "yes"},
+        help="listen on a non-loopback address without API keys (ONEBOX_ALLOW_INSECURE_PUBLIC_BIND)",
+    )
+
+
+def add_watchdog_flags(run: argparse.ArgumentParser) -> None:
+    total = psutil.virtual_memory().total
+    size = functools.partial(parse_size, total=total)
+    flags = [
+        ("--memory-budget", "MEMORY_BUDGET", "80%", size,
+         "memory all workers together may use: bytes like 12GiB, or a share of RAM like 80%"),
+        ("--memory-floor", "MEMORY_FLOOR", "5%", size,
+         "evict idle workers when the machine's available memory falls below this (0 to turn off)"),
+        ("--max-active-backends", "MAX_ACTIVE_BACKENDS", "0", int,
+         "most workers at once, least recently used evicted beyond it (0: no limit)"),
+        ("--watchdog-idle-timeout", "WATCHDOG_IDLE_TIMEOUT", "15m", parse_duration,
+         "stop a worker with no request for this long, like 15m or 30s (0: never)"),
+        ("--watchdog-busy-timeout", "WATCHDOG_BUSY_TIMEOUT", "5m", parse_duration,
+         "kill a worker that made no progress (no token, no reply) on a request for this long (0: never)"),
+    ]  # fmt: skip
+    for flag, name, default, kind, help_text in flags:
+        run.add_argument(flag, default=env(name, default), type=kind, help=f"{help_text} (ONEBOX_{name})")
+    run.add_argument(
+        "--force-eviction-when-busy",
+        action="store_true",
+        default=env("FORCE_EVICTION_WHEN_BUSY", "") in {"1", "true", "yes"},
+        help="let the budget and the floor evict busy workers too (ONEBOX_FORCE_EVICTION_WHEN_BUSY)",
+    )  # fmt: skip
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -82,13 +133,29 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         preload=tuple(name.strip() for name in args.preload.split(",") if name.strip()),
         max_body_bytes=args.max_body_size,
         log_level=args.log_level,
+        api_keys=parse_api_keys(args.api_keys),
+        cors_allow_origins=parse_origins(args.cors_allow_origins),
+        allow_insecure_public_bind=args.allow_insecure_public_bind,
+        memory_budget_bytes=args.memory_budget,
+        memory_floor_bytes=args.memory_floor,
+        max_active_backends=args.max_active_backends,
+        force_eviction_when_busy=args.force_eviction_when_busy,
+        watchdog_idle_timeout=args.watchdog_idle_timeout,
+        watchdog_busy_timeout=args.watchdog_busy_timeout,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
     config = config_from_args(args)
+    if refusal := public_bind_refusal(config):
+        log.error("%s", refusal)
+        return 2
     if not config.models_path.is_dir():
         log.error("models path %s is not a folder", config.models_path)
         return 2
@@ -100,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         # a client that disconnects cancels its handler, and with it the worker's generation
         handler_cancellation=True,
         access_log=logging.getLogger("onebox.access"),
+        access_log_format='%a "%r" %s %b %Tfs request_id=%{X-Request-ID}o',
         print=None,
     )
     return 0

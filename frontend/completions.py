@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field
 
+from frontend.backend_client import TokenLogprob
 from frontend.errors import InvalidRequest
 from frontend.parsing import parse_body
 from frontend.state import MANAGER
@@ -16,6 +17,12 @@ routes = web.RouteTableDef()
 class CompletionRequest(TextRequest):
     prompt: str | list[str] = Field(...)
     echo: bool = False
+    logprobs: int | None = Field(None, ge=0, le=20)
+
+    def logprob_count(self) -> int:
+        if self.logprobs is None:
+            return 0
+        return self.logprobs or -1
 
     def prompts(self) -> list[str]:
         prompts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
@@ -28,13 +35,38 @@ def completion_choice(choice: Choice) -> dict:
     return {
         "index": choice.index,
         "text": "".join(choice.text),
-        "logprobs": None,
+        "logprobs": completion_logprobs(choice.logprobs),
         "finish_reason": choice.finish_reason,
     }
 
 
-def completion_chunk_choice(index: int, text: str, finish_reason: str | None) -> dict:
-    return {"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}
+def completion_chunk_choice(
+    index: int, text: str, finish_reason: str | None, logprobs: list[TokenLogprob] | None
+) -> dict:
+    return {
+        "index": index,
+        "text": text,
+        "logprobs": completion_logprobs(logprobs),
+        "finish_reason": finish_reason,
+    }
+
+
+def completion_logprobs(entries: list[TokenLogprob] | None) -> dict | None:
+    """The legacy shape: parallel lists, alternatives as {token: logprob}; offsets count from this piece."""
+    if entries is None:
+        return None
+    offsets, offset = [], 0
+    for entry in entries:
+        offsets.append(offset)
+        offset += len(entry.token)
+    return {
+        "tokens": [e.token for e in entries],
+        "token_logprobs": [e.logprob for e in entries],
+        "top_logprobs": [{t.token: t.logprob for t in e.top} for e in entries]
+        if any(e.top for e in entries)
+        else None,
+        "text_offset": offsets,
+    }
 
 
 def completion_shape(n: int) -> Shape:

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from frontend.errors import InvalidRequest, ModelNotFound
+from frontend.units import parse_duration
 
 log = logging.getLogger("onebox.config")
 
@@ -34,6 +35,19 @@ class ServerConfig:
     worker_stop_grace: float = 3.0
     log_level: str = "INFO"
     runtime_dir: Path | None = None  # where worker sockets go; a fresh temp dir when None
+    # the watchdog (frontend/eviction.py decides, the manager acts); sizes in bytes, durations in seconds
+    memory_budget_bytes: int | None = None  # None: no budget (the CLI defaults it to 80% of RAM)
+    memory_floor_bytes: int = 0  # evict idle workers when available memory falls below this
+    max_active_backends: int = 0  # 0: no limit
+    force_eviction_when_busy: bool = False
+    watchdog_idle_timeout: float = 900.0  # 0: never
+    watchdog_busy_timeout: float = 300.0  # no token or reply for this long: hung; 0: never
+    watchdog_interval: float = 5.0
+    busy_wait_timeout: float = 30.0  # how long a load waits for a busy worker to free room
+    failure_backoff: float = 2.0  # first pause after repeated load failures; doubles, up to 5 minutes
+    api_keys: tuple[str, ...] = ()  # empty: no key needed (loopback only, see frontend/security.py)
+    cors_allow_origins: tuple[str, ...] = ()  # empty: no CORS headers; "*" allows any origin
+    allow_insecure_public_bind: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -70,8 +84,15 @@ class ModelConfig(BaseModel):
     template: Template = Template()
     embeddings: bool = False
     options: dict = Field(default_factory=dict)
+    pinned: bool = False  # never evicted
+    idle_timeout: float | None = None  # seconds (or "15m"); None: the server's --watchdog-idle-timeout
     # resolved at load time, not written in the YAML
     path: Path = Path()
+
+    @field_validator("idle_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return None if value is None else parse_duration(value)  # type: ignore[arg-type]
 
 
 class ConfigError(Exception):

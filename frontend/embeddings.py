@@ -12,6 +12,7 @@ import base64
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,10 +93,15 @@ def fit_dimensions(vectors: np.ndarray, dimensions: int | None, config: ModelCon
     return kept / np.maximum(np.linalg.norm(kept, axis=1, keepdims=True), 1e-12)
 
 
-def encode(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+def encode(vector: np.ndarray, encoding_format: str) -> np.ndarray | str:
     if encoding_format == "base64":  # little-endian float32, as OpenAI sends it
         return base64.b64encode(vector.astype("<f4").tobytes()).decode()
-    return vector.tolist()
+    return vector  # orjson writes it as a list of numbers
+
+
+def json_response(data: dict) -> web.Response:
+    body = orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+    return web.Response(body=body, content_type="application/json")
 
 
 def response(body: EmbeddingsRequest, vectors: np.ndarray, prompt_tokens: int) -> dict:
@@ -118,4 +124,4 @@ async def embeddings(request: web.Request) -> web.Response:
         truncate = bool(worker.config.options.get("truncate"))
         result = await worker.client.embed(inputs, truncate=truncate)
         vectors = fit_dimensions(result.vectors, body.dimensions, worker.config)
-    return web.json_response(response(body, vectors, result.prompt_tokens))
+    return json_response(response(body, vectors, result.prompt_tokens))

@@ -1,142 +1,75 @@
 """The process manager: the one owner of worker processes.
 
 Handlers call `use(model)` and get a ready worker, held while they serve the request. The decision to
-start, reuse, restart or wait is made here, under a per-model lock, so that concurrent first requests start
-one worker. One start recipe (spawn, stream output, wait for health, load) and one stop recipe (SIGTERM,
-grace, SIGKILL of the whole tree).
+start, reuse, restart, evict, wait or refuse is made here: per model under its lock, so that concurrent
+first requests start one worker, and one admission at a time under a global lock, so that two loads never
+both count the same free memory. Which workers to evict is decided by frontend/eviction.py (pure); the
+watchdog (`watch`) stops idle, hung and crashed workers and keeps the machine above its memory floor.
+One start recipe (spawn, stream output, wait for health, load) and one stop recipe (frontend/processes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import itertools
 import logging
+import math
 import os
 import shutil
-import signal
-import sys
 import tempfile
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
-from frontend.backend_client import BackendClient, Delta, Generation, LoadInfo, WorkerGone
+from frontend import eviction
+from frontend.backend_client import BackendClient, LoadInfo, WorkerGone
 from frontend.config import ModelConfig, ModelRegistry, ServerConfig
-from frontend.errors import APIError, WorkerFailed
+from frontend.errors import APIError, ServiceUnavailable, WorkerFailed
+from frontend.memory import predict_footprint, resident_bytes, system_memory
+from frontend.metrics import Metrics
+from frontend.processes import describe_exit, pump_output, spawn_worker, terminate_tree, write_threads
+from frontend.units import format_bytes
+from frontend.worker import Worker, WorkerState
+
+__all__ = ["ProcessManager", "Spawn", "Worker", "WorkerState", "describe_exit"]
 
 log = logging.getLogger("onebox.manager")
 
-OUTPUT_TAIL_LINES = 40
-OUTPUT_LINE_LIMIT = 1024 * 1024
 HEALTH_POLL_SECONDS = 0.02
-EXIT_SETTLE_SECONDS = 2.0
+MAX_BACKOFF_SECONDS = 300.0
 
 Spawn = Callable[[ModelConfig, str], Awaitable[asyncio.subprocess.Process]]
 
 
-class WorkerState(enum.Enum):
-    STARTING = "starting"
-    READY = "ready"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-
-
-@dataclass(eq=False)
-class Worker:
-    config: ModelConfig
-    process: asyncio.subprocess.Process
-    client: BackendClient
-    socket_path: Path
-    state: WorkerState = WorkerState.STARTING
-    output: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
-    started_at: float = field(default_factory=time.monotonic)
-    last_used: float = field(default_factory=time.monotonic)
-    in_flight: int = 0
-    served: int = 0
-    info: LoadInfo | None = None
-    pump: asyncio.Task | None = None
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def exited(self) -> bool:
-        return self.process.returncode is not None
-
-    @property
-    def threads_path(self) -> Path:
-        return self.socket_path.with_suffix(".threads")
-
-    def last_output(self) -> str:
-        return "\n".join(self.output) or "(the worker printed nothing)"
-
-    async def generate(self, generation: Generation) -> AsyncIterator[Delta]:
-        """The client's stream, with a dead worker reported by its cause (exit status, last output)."""
-        try:
-            async for delta in self.client.generate(generation):
-                yield delta
-        except WorkerGone as gone:
-            raise await self.gone_error(gone) from None
-
-    async def died_error(self, when: str) -> WorkerFailed:
-        await self.settle()
-        status = describe_exit(self.process.returncode)
-        return WorkerFailed(
-            f"the worker for model {self.name!r} exited {when} ({status}); last output:\n{self.last_output()}"
-        )
-
-    async def gone_error(self, gone: WorkerGone) -> WorkerFailed:
-        await self.settle()
-        if self.exited:
-            log.error("worker for %s died: %s", self.name, describe_exit(self.process.returncode))
-            return await self.died_error("while serving a request")
-        return WorkerFailed(f"the worker for model {self.name!r} stopped answering: {gone}")
-
-    async def settle(self) -> None:
-        """Give a dying process a moment to exit and its last output to arrive."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.process.wait(), EXIT_SETTLE_SECONDS)
-        if self.exited and self.pump is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self.pump), 1.0)
-
-
-async def spawn_worker(
-    config: ModelConfig, address: str, log_level: str = "INFO"
-) -> asyncio.subprocess.Process:
-    """Start a worker process; its command line names the model so `ps` tells workers apart."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "backends.runner",
-        "--model", config.name, "--backend", config.backend, "--address", address,
-        "--parent-pid", str(os.getpid()), "--log-level", log_level,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        limit=OUTPUT_LINE_LIMIT,
-        # Its own session: a Ctrl-C in the terminal reaches the server, which then stops workers in order.
-        start_new_session=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+@dataclass(frozen=True)
+class Failure:
+    count: int
+    until: float
+    cause: str
 
 
 class ProcessManager:
-    def __init__(self, config: ServerConfig, registry: ModelRegistry, spawn: Spawn | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        registry: ModelRegistry,
+        spawn: Spawn | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._config = config
         self._registry = registry
         self._spawn: Spawn = spawn or (lambda cfg, address: spawn_worker(cfg, address, config.log_level))
+        self.metrics = metrics or Metrics()
         self._workers: dict[str, Worker] = {}
+        self._starting: dict[str, Worker] = {}
+        self._stopping: set[Worker] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._admission = asyncio.Lock()
+        self._released = asyncio.Event()  # set whenever a request ends: a busy worker may now be idle
+        self._measured: dict[str, int] = {}  # the largest resident size each model reached
+        self._failures: dict[str, Failure] = {}
         self._ids = itertools.count(1)
         self._own_runtime_dir = config.runtime_dir is None
         self._runtime_dir = config.runtime_dir or Path(tempfile.mkdtemp(prefix="onebox-"))
@@ -145,6 +78,12 @@ class ProcessManager:
     def workers(self) -> list[Worker]:
         return list(self._workers.values())
 
+    def starting(self) -> list[Worker]:
+        return list(self._starting.values())
+
+    def stopping(self) -> list[Worker]:
+        return list(self._stopping)
+
     @contextlib.asynccontextmanager
     async def use(self, name: str) -> AsyncIterator[Worker]:
         """A ready worker for `name`, counted as in flight until the block ends."""
@@ -152,28 +91,38 @@ class ProcessManager:
         try:
             yield worker
         except WorkerGone as gone:
+            self.metrics.errors.labels(name).inc()
             raise await worker.gone_error(gone) from None
+        except asyncio.CancelledError:
+            # closing the channel of a worker the manager stopped cancels its calls; the request is not
+            # cancelled, it failed, and the client hears why
+            task = asyncio.current_task()
+            if worker.stop_reason is None or (task is not None and task.cancelling()):
+                raise
+            self.metrics.errors.labels(name).inc()
+            raise await worker.gone_error(WorkerGone(worker.stop_reason)) from None
+        except Exception:
+            self.metrics.errors.labels(name).inc()
+            raise
         finally:
-            worker.in_flight -= 1
-            worker.served += 1
-            worker.last_used = time.monotonic()
-            self._share_cpu()
+            self._release(worker, served=True)
 
     async def ensure_ready(self, name: str) -> Worker:
-        """Start the model's worker if needed (used by --preload); does not hold it."""
-        async with self.use(name) as worker:
-            return worker
+        """Start the model's worker if needed (used by --preload and POST /backend/load); does not hold it."""
+        worker = await self._acquire(name)
+        self._release(worker, served=False)
+        return worker
 
-    async def stop(self, name: str) -> bool:
+    async def stop(self, name: str, reason: str = "manual") -> bool:
         async with self._lock(name):
-            worker = self._workers.pop(name, None)
+            worker = self._workers.get(name)
             if worker is None:
                 return False
-            await self._stop(worker)
+            await self._evict(worker, reason)
             return True
 
     async def stop_all(self) -> None:
-        workers, self._workers = list(self._workers.values()), {}
+        workers, self._workers = [*self._workers.values(), *self._stopping], {}
         await asyncio.gather(*(self._stop(w) for w in workers), return_exceptions=True)
         if self._own_runtime_dir:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)
@@ -188,16 +137,110 @@ class ProcessManager:
         async with self._lock(name):
             worker = self._workers.get(name)
             if worker is not None and (worker.exited or worker.state is not WorkerState.READY):
-                self._workers.pop(name)
-                await self._stop(worker)
+                await self._evict(worker, "crashed")
                 worker = None
             if worker is None:
-                worker = await self._start(config)
-                self._workers[name] = worker
+                self._check_backoff(name)
+                worker = await self._admit(config)
             worker.in_flight += 1
-            worker.last_used = time.monotonic()
+            worker.last_used = worker.last_progress = time.monotonic()
+            self.metrics.in_flight.labels(name).inc()
             self._share_cpu()
             return worker
+
+    def _release(self, worker: Worker, served: bool) -> None:
+        worker.in_flight -= 1
+        worker.last_used = time.monotonic()
+        self.metrics.in_flight.labels(worker.name).dec()
+        if served:
+            worker.served += 1
+            self.metrics.requests.labels(worker.name).inc()
+        self._released.set()
+        self._share_cpu()
+
+    async def _admit(self, config: ModelConfig) -> Worker:
+        """Make room and start the worker, one admission at a time; wait (unlocked) while busy ones block."""
+        footprint = self._measured.get(config.name) or predict_footprint(config)
+        deadline = time.monotonic() + self._config.busy_wait_timeout
+        while True:
+            self._released.clear()
+            async with self._admission:
+                if await self._make_room(config.name, footprint, final=time.monotonic() >= deadline):
+                    return await self._start_admitted(config, footprint)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), max(0.0, deadline - time.monotonic()))
+
+    async def _start_admitted(self, config: ModelConfig, footprint: int) -> Worker:
+        started = time.monotonic()
+        try:
+            worker = await self._start(config, footprint)
+        except WorkerFailed as error:
+            self._record_failure(config.name, error)
+            raise
+        self._failures.pop(config.name, None)
+        self._workers[config.name] = worker
+        self.metrics.loaded.labels(config.name).set(1)
+        self.metrics.load_seconds.labels(config.name).set(time.monotonic() - started)
+        return worker
+
+    async def _make_room(self, name: str, need: int, final: bool) -> bool:
+        """Evict idle workers, LRU first, so that `need` more bytes fit: True once they do.
+
+        False: only busy workers are in the way, worth waiting for; past the wait (`final`), or when even
+        that would not make room, a 503.
+        """
+        limits = eviction.Limits(
+            self._config.memory_budget_bytes,
+            self._config.max_active_backends,
+            self._config.force_eviction_when_busy,
+        )
+        loaded = self._snapshot()
+        plan = eviction.plan_load(loaded, need, limits)
+        if not plan.fits:
+            if plan.wait and not final:
+                return False
+            raise self._no_room(name, need, loaded, plan.wait)
+        reason = "limit" if limits.max_active and len(loaded) >= limits.max_active else "memory"
+        for victim in plan.evict:
+            await self._evict_named(victim, reason)
+        return True
+
+    def _no_room(self, name: str, need: int, loaded: list[eviction.Loaded], busy: bool) -> ServiceUnavailable:
+        used = sum(w.resident_bytes for w in loaded)
+        budget = self._config.memory_budget_bytes
+        limit = f"budget {format_bytes(budget)}" if budget is not None else "no memory budget"
+        most = self._config.max_active_backends or "unlimited"
+        message = (
+            f"no room to load model {name!r} (needs about {format_bytes(need)}; {len(loaded)} workers use "
+            f"{format_bytes(used)}; {limit}; max active backends {most})"
+        )
+        if busy:
+            return ServiceUnavailable(
+                message + ": the workers in the way are busy; try again shortly",
+                code="workers_busy",
+                headers={"Retry-After": str(max(1, math.ceil(self._config.busy_wait_timeout)))},
+            )
+        return ServiceUnavailable(f"{message}: pinned workers or its size leave no room", code="no_memory")
+
+    def _check_backoff(self, name: str) -> None:
+        failure = self._failures.get(name)
+        wait = failure.until - time.monotonic() if failure else 0
+        if failure and wait > 0:
+            raise ServiceUnavailable(
+                f"model {name!r} failed to load {failure.count} times in a row; the next try is in "
+                f"{wait:.0f}s. The last failure: {failure.cause}",
+                code="model_load_backoff",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+
+    def _record_failure(self, name: str, error: WorkerFailed) -> None:
+        if error.code == "model_not_installed":
+            return  # nothing was started: no loop to slow down
+        count = self._failures[name].count + 1 if name in self._failures else 1
+        # the first failure is retried at once (it may have been a fluke); repeated ones back off
+        backoff = self._config.failure_backoff * 2 ** (count - 2)
+        pause = 0.0 if count < 2 else min(MAX_BACKOFF_SECONDS, backoff)
+        self._failures[name] = Failure(count, time.monotonic() + pause, error.message)
 
     def _share_cpu(self) -> None:
         """Split the CPU threads among the workers that are serving.
@@ -211,7 +254,7 @@ class ProcessManager:
         for worker in busy:
             write_threads(worker.threads_path, share)
 
-    async def _start(self, config: ModelConfig) -> Worker:
+    async def _start(self, config: ModelConfig, footprint: int = 0) -> Worker:
         if not config.path.exists():
             raise WorkerFailed(
                 f"model {config.name!r}: its weights are not installed (expected {config.file} in the models "
@@ -221,16 +264,21 @@ class ProcessManager:
         socket_path = self._runtime_dir / f"w{next(self._ids)}.sock"
         write_threads(socket_path.with_suffix(".threads"), self._cpu_budget)
         process = await self._spawn(config, f"unix://{socket_path}")
-        worker = Worker(config, process, BackendClient(f"unix://{socket_path}", config.name), socket_path)
+        client = BackendClient(f"unix://{socket_path}", config.name)
+        worker = Worker(config, process, client, socket_path, footprint=footprint, metrics=self.metrics)
         worker.pump = asyncio.create_task(pump_output(worker))
         log.info("starting worker for %s (pid %d)", config.name, process.pid)
+        self._starting[config.name] = worker
         try:
             await self._wait_healthy(worker)
             worker.info = await self._load(worker)
         except BaseException:
             await self._stop(worker)
             raise
+        finally:
+            self._starting.pop(config.name, None)
         worker.state = WorkerState.READY
+        self._measure(worker)
         log.info("model %s loaded in %.2fs (pid %d)", config.name, worker.info.load_seconds, process.pid)
         return worker
 
@@ -271,87 +319,93 @@ class ProcessManager:
                 f"loading model {worker.name!r} failed: {error.message}; last output:\n{worker.last_output()}"
             ) from None
 
+    # --- memory and the watchdog ------------------------------------------------------------------
+
+    def _measure(self, worker: Worker) -> int:
+        worker.resident = resident_bytes(worker.pid) if not worker.exited else 0
+        if worker.resident:
+            self._measured[worker.name] = max(self._measured.get(worker.name, 0), worker.resident)
+        self.metrics.resident.labels(worker.name).set(worker.resident)
+        return worker.resident
+
+    def refresh_memory(self) -> None:
+        for worker in [*self._workers.values(), *self._starting.values()]:
+            self._measure(worker)
+
+    def _snapshot(self) -> list[eviction.Loaded]:
+        self.refresh_memory()
+        default_idle = self._config.watchdog_idle_timeout
+        return [
+            eviction.Loaded(
+                name=w.name,
+                resident_bytes=w.accounted_bytes,
+                last_used=w.last_used,
+                busy=w.in_flight > 0,
+                pinned=w.config.pinned,
+                idle_timeout=default_idle if w.config.idle_timeout is None else w.config.idle_timeout,
+                last_progress=w.last_progress,
+            )
+            for w in self._workers.values()
+        ]
+
+    async def check(self) -> None:
+        """One watchdog round: reap crashed workers, stop hung and idle ones, defend the memory floor."""
+        for worker in [w for w in self._workers.values() if w.exited]:
+            await self._evict(worker, "crashed")
+        now, loaded = time.monotonic(), self._snapshot()
+        busy_timeout = self._config.watchdog_busy_timeout
+        for name in eviction.hung(loaded, now, busy_timeout):
+            await self._evict_named(name, "hung", f"no progress for {busy_timeout:.0f}s")
+        for name in eviction.idle_expired(loaded, now):
+            await self._evict_named(name, "idle")
+        if self._config.memory_floor_bytes:
+            _, available = system_memory()
+            floor, force = self._config.memory_floor_bytes, self._config.force_eviction_when_busy
+            for name in eviction.plan_floor(self._snapshot(), available, floor, force):
+                await self._evict_named(name, "memory", f"available memory below {format_bytes(floor)}")
+
+    async def watch(self) -> None:
+        """The watchdog loop, run as a task for the life of the app."""
+        while True:
+            await asyncio.sleep(self._config.watchdog_interval)
+            try:
+                await self.check()
+            except Exception:
+                log.exception("watchdog round failed")
+
     # --- stop -------------------------------------------------------------------------------------
+
+    async def _evict_named(self, name: str, reason: str, detail: str = "") -> None:
+        worker = self._workers.get(name)
+        if worker is not None:
+            await self._evict(worker, reason, detail)
+
+    async def _evict(self, worker: Worker, reason: str, detail: str = "") -> None:
+        """Stop a worker the manager chose to stop; logged once, with the reason and the memory freed."""
+        if self._workers.get(worker.name) is worker:
+            del self._workers[worker.name]
+        freed = worker.resident if worker.exited else (self._measure(worker) or worker.resident)
+        worker.stop_reason = f"{reason}: {detail}" if detail else reason
+        # accounted before the stop: a watchdog cancelled mid-stop (server shutdown) still counted it
+        self.metrics.loaded.labels(worker.name).set(0)
+        self.metrics.resident.labels(worker.name).set(0)
+        self.metrics.evictions.labels(worker.name, reason).inc()
+        log.info(
+            "evicting %s (pid %d), reason: %s, freeing %s",
+            worker.name, worker.pid, worker.stop_reason, format_bytes(freed),
+        )  # fmt: skip
+        await self._stop(worker)
 
     async def _stop(self, worker: Worker) -> None:
         worker.state = WorkerState.STOPPING
+        self._stopping.add(worker)  # until it is gone: stop_all finishes a stop that was cancelled
         await worker.client.close()
         if not worker.exited:
             await terminate_tree(worker.process, self._config.worker_stop_grace)
+        self._stopping.discard(worker)
         if worker.pump is not None:
             worker.pump.cancel()
         worker.socket_path.unlink(missing_ok=True)
         worker.threads_path.unlink(missing_ok=True)
         worker.state = WorkerState.STOPPED
-        log.info("worker for %s stopped (pid %d)", worker.name, worker.pid)
-
-
-def write_threads(path: Path, threads: int) -> None:
-    # rewritten in place (never truncated) so that a worker reading it mid-write sees a whole number
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        os.pwrite(fd, b"%08d" % threads, 0)
-    finally:
-        os.close(fd)
-
-
-async def terminate_tree(process: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM, a grace period, then SIGKILL for the process and everything it started.
-
-    Workers lead their own process group (start_new_session), so signalling the group reaches children
-    started at any time; children that linger would otherwise hold the output pipe, and asyncio's
-    wait() returns only once that pipe closes.
-    """
-    try:
-        children = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    signal_group(process, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), grace)
-    except TimeoutError:
-        signal_group(process, signal.SIGKILL)
-        for child in children:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        await process.wait()
-
-
-def signal_group(process: asyncio.subprocess.Process, signum: int) -> None:
-    try:
-        if os.getpgid(process.pid) == process.pid:
-            os.killpg(process.pid, signum)
-            return
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signum)
-
-
-async def pump_output(worker: Worker) -> None:
-    """Stream a worker's output to a per-model logger, keeping the last lines for error messages."""
-    stream = worker.process.stdout
-    if stream is None:
-        return
-    logger = logging.getLogger(f"onebox.worker.{worker.name}")
-    while True:
-        try:
-            line = await stream.readline()
-        except ValueError:  # a line over the limit: asyncio drops it; say so and keep reading
-            line = b"[an output line longer than %d bytes was dropped]" % OUTPUT_LINE_LIMIT
-        if not line:
-            return
-        text = line.decode(errors="replace").rstrip()
-        worker.output.append(text)
-        logger.info("%s", text)
-
-
-def describe_exit(returncode: int | None) -> str:
-    if returncode is None:
-        return "still running"
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit code {returncode}"
+        log.debug("worker for %s stopped (pid %d)", worker.name, worker.pid)

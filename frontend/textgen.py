@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from frontend.backend_client import Delta, Generation, Sampling
+from frontend.backend_client import Delta, Generation, Sampling, TokenLogprob
 from frontend.config import ModelConfig
 from frontend.errors import APIError, InvalidRequest
 from frontend.manager import Worker
 from frontend.sse import EventStream
+from frontend.structured import ResponseFormat, grammar_for
 
 log = logging.getLogger("onebox.textgen")
 
@@ -58,9 +59,23 @@ class TextRequest(BaseModel):
     user: str | None = None
     # Extension (llama-server, LocalAI): generate exactly max_tokens, past end-of-text.
     ignore_eos: bool = False
+    response_format: ResponseFormat | None = None
+    # Extension (llama-server, LocalAI): a GBNF grammar the output must match.
+    grammar: str | None = None
+    _grammar: str = PrivateAttr("")
+
+    @model_validator(mode="after")
+    def build_grammar(self) -> TextRequest:
+        # Raises InvalidRequest (not a ValueError) so that the 400 names the schema's own location.
+        self._grammar = grammar_for(self.response_format, self.grammar)
+        return self
 
     def limit(self) -> int | None:
         return self.max_tokens
+
+    def logprob_count(self) -> int:
+        """Alternatives per token the worker reports: -1 only the sampled token, 0 no log-probabilities."""
+        return 0
 
     def stop_sequences(self) -> tuple[str, ...]:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
@@ -90,6 +105,8 @@ class TextRequest(BaseModel):
             max_tokens=first(self.limit(), config.parameters.max_tokens, None),
             stop=self.stop_sequences(),
             ignore_eos=self.ignore_eos,
+            grammar=self._grammar,
+            logprobs=self.logprob_count(),
             **extra,  # type: ignore[arg-type]
         )
 
@@ -107,6 +124,7 @@ class Choice:
     index: int
     text: list[str] = field(default_factory=list)
     finish_reason: str | None = None
+    logprobs: list[TokenLogprob] | None = None  # None: not requested
 
 
 @dataclass
@@ -167,7 +185,8 @@ class Shape:
     object: str
     chunk_object: str
     opening: Callable[[int], dict | None]  # a choice's first chunk (chat announces the role), if any
-    chunk_choice: Callable[[int, str, str | None], dict]  # (index, text, finish_reason) -> chunk choice
+    # (index, text, finish_reason, logprobs or None when not requested) -> chunk choice
+    chunk_choice: Callable[[int, str, str | None, list[TokenLogprob] | None], dict]
     final: Callable[[Choice], dict]  # a whole choice, for the non-streamed reply
     prompt_owner: Callable[[int], bool] = lambda index: index == 0
 
@@ -177,10 +196,13 @@ async def respond(
 ) -> web.StreamResponse:
     if body.stream:
         return await respond_stream(request, worker, body, generations, shape)
-    choices = [Choice(i) for i in range(len(generations))]
+    wants_logprobs = generations[0].logprobs != 0
+    choices = [Choice(i, logprobs=[] if wants_logprobs else None) for i in range(len(generations))]
     usage = Usage()
     async for index, delta in run_choices(worker, generations):
         choices[index].text.append(delta.text)
+        if wants_logprobs:
+            choices[index].logprobs.extend(delta.logprobs)  # type: ignore[union-attr]
         if delta.finish_reason:
             choices[index].finish_reason = delta.finish_reason
             usage.add(delta, shape.prompt_owner(index))
@@ -213,17 +235,19 @@ async def respond_stream(
 
     usage = Usage()
     opened: set[int] = set()
+    wants_logprobs = generations[0].logprobs != 0
     try:
         async for index, delta in run_choices(worker, generations):
             if index not in opened:
                 opened.add(index)
                 if (opening := shape.opening(index)) is not None:
                     await stream.send(chunk([opening]))
-            if delta.text:
-                await stream.send(chunk([shape.chunk_choice(index, delta.text, None)]))
+            if delta.text or (wants_logprobs and delta.logprobs):
+                logprobs = delta.logprobs if wants_logprobs else None
+                await stream.send(chunk([shape.chunk_choice(index, delta.text, None, logprobs)]))
             if delta.finish_reason:
                 usage.add(delta, shape.prompt_owner(index))
-                await stream.send(chunk([shape.chunk_choice(index, "", delta.finish_reason)]))
+                await stream.send(chunk([shape.chunk_choice(index, "", delta.finish_reason, None)]))
         if include_usage:
             await stream.send({**head, "choices": [], "usage": usage.as_dict()})
         return await stream.finish()

@@ -62,7 +62,9 @@ class EmbeddingsModel:
         options = Options.parse(request.options_json)
         sentence = read_sentence_config(folder)
         self._window = min(options.max_seq_length or sentence.window, request.context_size or sentence.window)
-        self._tokenizer = load_tokenizer(inside(folder, options.tokenizer_file), self._window)
+        tokenizer_path = inside(folder, options.tokenizer_file)
+        self._tokenizer = load_tokenizer(tokenizer_path, self._window)
+        self._plain = load_tokenizer(tokenizer_path, window=None)  # for Tokenize: cuts nothing
         self._vocab = self._tokenizer.get_vocab_size(with_added_tokens=True)
         self._normalize = sentence.normalize
         self._encoder = OnnxEncoder(
@@ -116,6 +118,16 @@ class EmbeddingsModel:
             prompt_tokens=sum(len(s) for s in sequences),
         )
 
+    def Tokenize(self, request: pb.TokenizeRequest, context: grpc.ServicerContext) -> pb.TokenizeResponse:
+        encoding = self._plain.encode(request.text, add_special_tokens=request.add_special)
+        return pb.TokenizeResponse(tokens=encoding.ids)
+
+    def Detokenize(
+        self, request: pb.DetokenizeRequest, context: grpc.ServicerContext
+    ) -> pb.DetokenizeResponse:
+        check_ids(request.tokens, self._vocab, "tokens")
+        return pb.DetokenizeResponse(text=self._plain.decode(list(request.tokens), skip_special_tokens=False))
+
     def _rerank_pairs(self, request: pb.RerankRequest, context: grpc.ServicerContext) -> pb.RerankResponse:
         encodings = self._tokenizer.encode_batch([(request.query, d) for d in request.documents])
         sequences = [e.ids for e in encodings]
@@ -143,11 +155,14 @@ class EmbeddingsModel:
         return [encoding.ids for encoding in encodings]
 
 
-def load_tokenizer(path: Path, window: int) -> Tokenizer:
+def load_tokenizer(path: Path, window: int | None) -> Tokenizer:
     tokenizer = Tokenizer.from_file(str(path))
     # Padding is done per chunk by the encoder; truncation marks (in `overflowing`) what is too long.
     tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=window)
+    if window is None:
+        tokenizer.no_truncation()
+    else:
+        tokenizer.enable_truncation(max_length=window)
     return tokenizer
 
 

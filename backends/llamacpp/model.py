@@ -17,7 +17,9 @@ from typing import Any
 
 import grpc
 import llama_cpp
+import numpy as np
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_grammar import LlamaGrammar
 
 from backends.embeddings.pooling import cosine_scores
 from backends.errors import InvalidRequest
@@ -101,8 +103,9 @@ class LlamaCppModel:
     ) -> Iterator[pb.GenerateResponse]:
         prompt_tokens, param = self._prompt_tokens(request)
         self._check_fits(prompt_tokens, param)
+        grammar = self._grammar(request.grammar)
         with self._exclusive(context):
-            yield from self._generate(request, prompt_tokens, context)
+            yield from self._generate(request, prompt_tokens, context, grammar)
 
     def Tokenize(self, request: pb.TokenizeRequest, context: grpc.ServicerContext) -> pb.TokenizeResponse:
         tokens = self._llm.tokenize(request.text.encode(), add_bos=request.add_special, special=True)
@@ -163,12 +166,24 @@ class LlamaCppModel:
             )
         messages = [chat_message_dict(m) for m in chat.messages]
         tools = json.loads(chat.tools_json) if chat.tools_json else None
+        if tools and "tools" not in self._formatter.template:
+            messages = with_tool_instructions(messages, tools)
         try:
             return self._formatter(messages=messages, tools=tools).prompt
         except Exception as error:  # the template itself rejects the conversation (raise_exception)
             raise InvalidRequest(
                 f"the chat template cannot render these messages: {error}", "messages"
             ) from error
+
+    def _grammar(self, gbnf: str) -> LlamaGrammar | None:
+        """Parse the grammar up front: llama.cpp's sampler chain would crash on one that fails to parse."""
+        if not gbnf:
+            return None
+        parsed = llama_cpp.llama_sampler_init_grammar(self._llm._model.vocab, gbnf.encode(), b"root")
+        if not parsed:
+            raise InvalidRequest("the grammar does not parse as GBNF with a `root` rule", param="grammar")
+        llama_cpp.llama_sampler_free(parsed)
+        return LlamaGrammar.from_string(gbnf, verbose=False)
 
     def _check_fits(self, tokens: list[int], param: str) -> None:
         n_ctx = self._llm.n_ctx()
@@ -191,7 +206,11 @@ class LlamaCppModel:
             self._lock.release()
 
     def _generate(
-        self, request: pb.GenerateRequest, prompt: list[int], context: grpc.ServicerContext
+        self,
+        request: pb.GenerateRequest,
+        prompt: list[int],
+        context: grpc.ServicerContext,
+        grammar: LlamaGrammar | None = None,
     ) -> Iterator[pb.GenerateResponse]:
         room = self._llm.n_ctx() - len(prompt)
         limit = min(request.max_tokens, room) if request.max_tokens else room
@@ -199,6 +218,7 @@ class LlamaCppModel:
         utf8 = Utf8Stream()
         vocab = self._llm._model.vocab
         produced = pending = 0
+        logprobs: list[pb.TokenLogprob] = []
         finish = pb.FINISH_REASON_LENGTH
         self._llm.set_seed(
             request.sampling.seed % SEED_MODULUS
@@ -206,29 +226,53 @@ class LlamaCppModel:
             else random.randrange(SEED_MODULUS)
         )
         self._threads.apply(self._llm)
-        for token in self._llm.generate(prompt, **sampling_kwargs(request.sampling)):
+        for token in self._llm.generate(prompt, grammar=grammar, **sampling_kwargs(request.sampling)):
             self._threads.apply(self._llm)
             if llama_cpp.llama_vocab_is_eog(vocab, token) and not request.ignore_eos:
                 finish = pb.FINISH_REASON_STOP
                 break
             produced += 1
             pending += 1
-            text = stops.feed(utf8.feed(self._llm.detokenize([token], special=False)))
+            piece = self._llm.detokenize([token], special=False)
+            if request.logprobs:
+                logprobs.append(token_logprob(self._llm, token, piece, max(request.logprobs, 0)))
+            text = stops.feed(utf8.feed(piece))
             if stops.stopped:
                 finish = pb.FINISH_REASON_STOP
             if text or stops.stopped:
-                yield pb.GenerateResponse(text=text, tokens=pending)
-                pending = 0
+                yield pb.GenerateResponse(text=text, tokens=pending, logprobs=logprobs)
+                pending, logprobs = 0, []
             if stops.stopped or produced >= limit or not context.is_active():
                 break
         tail = stops.feed(utf8.flush()) + stops.flush()
         yield pb.GenerateResponse(
             text=tail,
             tokens=pending,
+            logprobs=logprobs,
             finish_reason=finish,
             prompt_tokens=len(prompt),
             completion_tokens=produced,
         )
+
+
+def token_logprob(llm: llama_cpp.Llama, token: int, piece: bytes, top: int) -> pb.TokenLogprob:
+    """The sampled token's log-probability, and the `top` likeliest alternatives', from the logits that
+    produced it: while llama-cpp-python's generator is suspended on a token, the context still holds the
+    logits of the position that token was sampled from."""
+    logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
+    logits -= logits.max()
+    logprobs = logits - np.log(np.exp(logits).sum())
+    entry = pb.TokenLogprob(token=piece.decode(errors="replace"), logprob=float(logprobs[token]), bytes=piece)
+    if top:
+        best = np.argpartition(-logprobs, top)[:top]
+        for alt in best[np.argsort(-logprobs[best])]:
+            alt_piece = llm.detokenize([int(alt)], special=False)
+            entry.top.append(
+                pb.TokenLogprob(
+                    token=alt_piece.decode(errors="replace"), logprob=float(logprobs[alt]), bytes=alt_piece
+                )
+            )
+    return entry
 
 
 class ThreadShare:
@@ -246,6 +290,18 @@ class ThreadShare:
         if wanted != self._current and wanted > 0:
             llama_cpp.llama_set_n_threads(llm.ctx, wanted, wanted)
             self._current = wanted
+
+
+def with_tool_instructions(messages: list[dict[str, Any]], tools: list) -> list[dict[str, Any]]:
+    """For templates that ignore `tools`: declare them in the system message, in the Hermes format
+    that frontend/tools.py reads back."""
+    note = (
+        "You may call these functions:\n<tools>\n" + "\n".join(json.dumps(t) for t in tools) + "\n</tools>\n"
+        'To call one, answer only with <tool_call>{"name": NAME, "arguments": {...}}</tool_call>'
+    )
+    if messages and messages[0]["role"] == "system":
+        return [{**messages[0], "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
+    return [{"role": "system", "content": note}, *messages]
 
 
 def chat_message_dict(message: pb.ChatMessage) -> dict[str, Any]:

@@ -91,6 +91,15 @@ def test_token_ids_embed_like_their_text(server) -> None:
     np.testing.assert_allclose(vectors(server, [food, movie]), text, atol=1e-5)
 
 
+def test_ids_from_the_tokenize_endpoint_embed_like_their_text(server) -> None:
+    reply = httpx.post(f"{server.url}/tokenize", json={"model": MODEL, "content": FOOD, "add_special": True})
+    assert reply.status_code == 200, reply.text
+    tokens = reply.json()["tokens"]
+    np.testing.assert_allclose(vectors(server, tokens), vectors(server, FOOD), atol=1e-5)
+    detokenized = httpx.post(f"{server.url}/detokenize", json={"model": MODEL, "tokens": tokens}).json()
+    assert detokenized["content"] == "[CLS] a man is eating food. [SEP]"
+
+
 def test_dimensions_equal_to_the_native_size_is_accepted(server) -> None:
     assert vectors(server, FOOD, dimensions=384).shape == (1, 384)
 

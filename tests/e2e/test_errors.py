@@ -101,7 +101,7 @@ def test_weights_that_fail_to_load_return_500_with_the_cause(server: OneboxServe
     again = assert_error(
         post(server, "/v1/chat/completions", json={"model": "broken", "messages": QUESTION}), 500
     )
-    assert again["message"] == error["message"]
+    assert "GGUF" in again["message"]
 
 
 def test_unknown_route_and_wrong_method_are_openai_shaped(server: OneboxServer) -> None:

@@ -12,6 +12,8 @@ kind maps to FakeModel here, so tests can use model YAMLs that pass the frontend
     start_child: true         start a `sleep` child process at load (to test stopping process trees)
     long_line_bytes: 100000   print one line this long at load, before anything else it prints
     load_delay: 0.5           sleep this many seconds in LoadModel
+    allocate_mib: 200         hold this many MiB of touched (resident) memory once loaded
+    hang_after_tokens: 1      after streaming that many tokens, stop making progress until cancelled
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class FakeModel:
             say("fake worker: crashing while loading on purpose")
             os._exit(LOAD_CRASH_EXIT)
         time.sleep(float(self._options.get("load_delay", 0)))
+        # touched byte by byte (a bytes literal of 1s), so that it is resident, not just reserved
+        self._ballast = b"\x01" * (int(self._options.get("allocate_mib", 0)) * 1024 * 1024)
         if self._options.get("start_child"):
             self._child = subprocess.Popen(["sleep", "120"])
             say(f"fake worker: started child {self._child.pid}")
@@ -69,6 +73,7 @@ class FakeModel:
         limit = request.max_tokens or len(words)
         delay = float(self._options.get("token_delay", 0))
         crash_after = self._options.get("crash_after_tokens")
+        hang_after = self._options.get("hang_after_tokens")
         produced = 0
         for index, word in enumerate(words[:limit]):
             if delay:
@@ -77,6 +82,8 @@ class FakeModel:
             if crash_after is not None and produced >= crash_after:
                 say("fake worker: crashing mid-generation on purpose")
                 os._exit(GENERATE_CRASH_EXIT)
+            while hang_after is not None and produced >= hang_after and context.is_active():
+                time.sleep(0.05)
             if not context.is_active():
                 return
             produced += 1

@@ -1,0 +1,119 @@
+"""A worker process as the manager sees it: its state, its client, its output, and what it costs.
+
+Created and stopped only by frontend/manager.py; handlers get one from `ProcessManager.use` and call
+`generate` or its client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from frontend.backend_client import BackendClient, Delta, Generation, LoadInfo, WorkerGone
+from frontend.config import ModelConfig
+from frontend.errors import WorkerFailed
+from frontend.metrics import Metrics
+from frontend.processes import describe_exit
+
+log = logging.getLogger("onebox.manager")
+
+OUTPUT_TAIL_LINES = 40
+EXIT_SETTLE_SECONDS = 2.0
+
+
+class WorkerState(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@dataclass(eq=False)
+class Worker:
+    config: ModelConfig
+    process: asyncio.subprocess.Process
+    client: BackendClient
+    socket_path: Path
+    state: WorkerState = WorkerState.STARTING
+    output: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
+    started_at: float = field(default_factory=time.monotonic)
+    last_used: float = field(default_factory=time.monotonic)
+    last_progress: float = field(default_factory=time.monotonic)  # last token or reply: hung detection
+    in_flight: int = 0
+    served: int = 0
+    info: LoadInfo | None = None
+    pump: asyncio.Task | None = None
+    footprint: int = 0  # predicted bytes, before it loaded
+    resident: int = 0  # last measured bytes (the worker and its children)
+    stop_reason: str | None = None  # why the manager stopped it, for the requests it was serving
+    metrics: Metrics | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def exited(self) -> bool:
+        return self.process.returncode is not None
+
+    @property
+    def threads_path(self) -> Path:
+        return self.socket_path.with_suffix(".threads")
+
+    @property
+    def accounted_bytes(self) -> int:
+        # a fresh llama.cpp worker has not touched all its mmap'd weights yet: count the prediction until then
+        return max(self.resident, self.footprint)
+
+    def last_output(self) -> str:
+        return "\n".join(self.output) or "(the worker printed nothing)"
+
+    async def generate(self, generation: Generation) -> AsyncIterator[Delta]:
+        """The client's stream, with a dead worker reported by its cause (exit status, last output)."""
+        started, first = time.monotonic(), True
+        try:
+            async for delta in self.client.generate(generation):
+                self.last_progress = time.monotonic()
+                if self.metrics is not None:
+                    if first:
+                        self.metrics.ttft.labels(self.name).observe(self.last_progress - started)
+                    self.metrics.tokens.labels(self.name).inc(delta.tokens)
+                first = False
+                yield delta
+        except WorkerGone as gone:
+            raise await self.gone_error(gone) from None
+
+    async def died_error(self, when: str) -> WorkerFailed:
+        await self.settle()
+        status = describe_exit(self.process.returncode)
+        return WorkerFailed(
+            f"the worker for model {self.name!r} exited {when} ({status}); last output:\n{self.last_output()}"
+        )
+
+    async def gone_error(self, gone: WorkerGone) -> WorkerFailed:
+        if self.stop_reason is not None:
+            return WorkerFailed(f"the worker for model {self.name!r} was stopped: {self.stop_reason}")
+        await self.settle()
+        if self.exited:
+            log.error("worker for %s died: %s", self.name, describe_exit(self.process.returncode))
+            return await self.died_error("while serving a request")
+        return WorkerFailed(f"the worker for model {self.name!r} stopped answering: {gone}")
+
+    async def settle(self) -> None:
+        """Give a dying process a moment to exit and its last output to arrive."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.process.wait(), EXIT_SETTLE_SECONDS)
+        if self.exited and self.pump is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self.pump), 1.0)
