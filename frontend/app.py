@@ -10,8 +10,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from frontend import backend_admin, chat, completions, embeddings, health, models, rerank, security, tokenize
+from frontend.audio import routes as audio_routes
+from frontend.audio import uploads_ctx
 from frontend.config import ModelRegistry, ServerConfig
 from frontend.errors import APIError, error_middleware
+from frontend.gallery_api import installer_ctx as gallery_ctx
+from frontend.gallery_api import routes as gallery_routes
+from frontend.generated_files import GENERATED, GeneratedFiles, generated_files_ctx
+from frontend.images import routes as image_routes
 from frontend.manager import ProcessManager, Spawn
 from frontend.state import CONFIG, MANAGER, READY, REGISTRY
 
@@ -26,13 +32,18 @@ def create_app(config: ServerConfig, spawn: Spawn | None = None) -> web.Applicat
     app[CONFIG] = config
     app[REGISTRY] = ModelRegistry(config.models_path)
     app[READY] = {"ready": False, "pending": list(config.preload)}
+    app[GENERATED] = GeneratedFiles(config.generated_path, config.generated_max_age)
 
     async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
         app[MANAGER] = ProcessManager(config, app[REGISTRY], spawn)
         yield
         await app[MANAGER].stop_all()
 
-    app.cleanup_ctx.extend([manager_ctx, watchdog_ctx, preload_ctx])
+    app.cleanup_ctx.extend([manager_ctx, watchdog_ctx, preload_ctx, gallery_ctx, uploads_ctx])
+    app.router.add_routes(gallery_routes)
+    app.router.add_routes(audio_routes)
+    app.cleanup_ctx.append(generated_files_ctx)
+    app.router.add_routes(image_routes)
     for module in (health, models, chat, completions, embeddings, rerank, tokenize, backend_admin):
         app.router.add_routes(module.routes)
     return app

@@ -95,6 +95,54 @@ class Ranking:
     prompt_tokens: int
 
 
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...]
+    avg_logprob: float
+    no_speech_prob: float
+    tokens: tuple[int, ...]
+    temperature: float
+    compression_ratio: float
+
+
+@dataclass(frozen=True)
+class Transcription:
+    text: str
+    language: str  # ISO-639-1, detected or as asked
+    duration: float  # seconds of audio
+    segments: tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class Speech:
+    audio: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class ImageGeneration:
+    prompt: str
+    width: int
+    height: int
+    n: int = 1
+    negative_prompt: str = ""
+    steps: int | None = None  # None: the model's default
+    seed: int | None = None  # None: a random image
+    guidance_scale: float | None = None
+
+
 class WorkerGone(Exception):
     """The worker stopped answering (it died, or its socket is gone). The manager adds the cause."""
 
@@ -201,6 +249,50 @@ class BackendClient:
             raise self._api_error(error) from None
         return reply.text
 
+    async def transcribe(
+        self, audio_path: str, translate: bool, language: str, prompt: str, temperature: float, words: bool
+    ) -> Transcription:
+        """Speech in a file of the frontend's upload folder to text (to English text when `translate`)."""
+        request = pb.TranscribeRequest(
+            audio_path=audio_path,
+            task=pb.TRANSCRIBE_TASK_TRANSLATE if translate else pb.TRANSCRIBE_TASK_TRANSCRIBE,
+            language=language,
+            prompt=prompt,
+            temperature=temperature,
+            word_timestamps=words,
+        )
+        try:
+            reply = await self._stub.Transcribe(request)
+        except grpc.aio.AioRpcError as error:
+            raise self._api_error(error) from None
+        segments = tuple(segment(s) for s in reply.segments)
+        return Transcription(reply.text, reply.language, reply.duration, segments)
+
+    async def synthesize(self, text: str, voice: str, speed: float, audio_format: str) -> Speech:
+        request = pb.SynthesizeRequest(text=text, voice=voice, speed=speed, format=audio_format)
+        try:
+            reply = await self._stub.Synthesize(request)
+        except grpc.aio.AioRpcError as error:
+            raise self._api_error(error) from None
+        return Speech(reply.audio, reply.content_type)
+
+    async def generate_image(self, generation: ImageGeneration) -> list[bytes]:
+        """PNG files, `generation.n` of them."""
+        g = generation
+        request = pb.GenerateImageRequest(
+            prompt=g.prompt, negative_prompt=g.negative_prompt, width=g.width, height=g.height,
+            steps=g.steps or 0, n=g.n,
+        )  # fmt: skip
+        if g.seed is not None:
+            request.seed = g.seed % 2**64  # as for text: any integer seed, on an unsigned wire type
+        if g.guidance_scale is not None:
+            request.guidance_scale = g.guidance_scale
+        try:
+            reply = await self._stub.GenerateImage(request)
+        except grpc.aio.AioRpcError as error:
+            raise self._api_error(error) from None
+        return list(reply.images)
+
     def _api_error(self, error: grpc.aio.AioRpcError) -> APIError | WorkerGone:
         return rpc_error_to_api_error(error, self.model)
 
@@ -244,6 +336,21 @@ def token_logprob(entry: pb.TokenLogprob) -> TokenLogprob:
         entry.logprob,
         entry.bytes,
         tuple(TokenLogprob(t.token, t.logprob, t.bytes) for t in entry.top),
+    )
+
+
+def segment(entry: pb.Segment) -> Segment:
+    return Segment(
+        id=entry.id,
+        start=entry.start,
+        end=entry.end,
+        text=entry.text,
+        words=tuple(Word(w.start, w.end, w.word, w.probability) for w in entry.words),
+        avg_logprob=entry.avg_logprob,
+        no_speech_prob=entry.no_speech_prob,
+        tokens=tuple(entry.tokens),
+        temperature=entry.temperature,
+        compression_ratio=entry.compression_ratio,
     )
 
 

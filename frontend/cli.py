@@ -16,6 +16,8 @@ from frontend.app import create_app
 from frontend.config import ServerConfig
 from frontend.security import RequestIdFilter, parse_api_keys, parse_origins, public_bind_refusal
 from frontend.units import parse_duration, parse_size
+from gallery.cli import add_gallery_flags, add_models_parser
+from gallery.cli import main as models_main
 
 log = logging.getLogger("onebox")
 
@@ -73,8 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="largest request body in bytes (ONEBOX_MAX_BODY_SIZE)",
     )
+    run.add_argument(
+        "--generated-path",
+        default=env("GENERATED_PATH", "generated"),
+        type=Path,
+        help="folder for generated images served by URL, kept for an hour (ONEBOX_GENERATED_PATH)",
+    )
     add_security_flags(run)
     add_watchdog_flags(run)
+    add_gallery_flags(run, env)
+    add_models_parser(commands, env)
     return parser  # fmt: skip
 
 
@@ -103,7 +113,7 @@ def add_watchdog_flags(run: argparse.ArgumentParser) -> None:
     size = functools.partial(parse_size, total=total)
     flags = [
         ("--memory-budget", "MEMORY_BUDGET", "80%", size,
-         "memory all workers together may use: bytes like 12GiB, or a share of RAM like 80%"),
+         "memory all workers together may use: bytes like 12GiB, or a share of RAM like 80%%"),
         ("--memory-floor", "MEMORY_FLOOR", "5%", size,
          "evict idle workers when the machine's available memory falls below this (0 to turn off)"),
         ("--max-active-backends", "MAX_ACTIVE_BACKENDS", "0", int,
@@ -142,11 +152,16 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         force_eviction_when_busy=args.force_eviction_when_busy,
         watchdog_idle_timeout=args.watchdog_idle_timeout,
         watchdog_busy_timeout=args.watchdog_busy_timeout,
+        galleries=tuple((g.name, g.location) for g in args.galleries),
+        gallery_file_root=args.gallery_file_root,
+        generated_path=args.generated_path,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "models":
+        return models_main(args)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
     )

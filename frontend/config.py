@@ -19,7 +19,7 @@ log = logging.getLogger("onebox.config")
 # A model name is a lookup key, never a path: no separators, no "..", no control characters.
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}")
 
-BackendKind = Literal["llama-cpp", "embeddings"]
+BackendKind = Literal["llama-cpp", "embeddings", "whisper", "tts", "diffusion"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,12 @@ class ServerConfig:
     api_keys: tuple[str, ...] = ()  # empty: no key needed (loopback only, see frontend/security.py)
     cors_allow_origins: tuple[str, ...] = ()  # empty: no CORS headers; "*" allows any origin
     allow_insecure_public_bind: bool = False
+    # generated images served by URL (frontend/generated_files.py); never inside the models path
+    generated_path: Path = Path("generated")
+    generated_max_age: float = 3600.0  # seconds a generated file is kept
+    # the gallery: (name, index URL or path) pairs, empty for the built-in index; file:// sources only here
+    galleries: tuple[tuple[str, str], ...] = ()
+    gallery_file_root: Path | None = None
     extra: dict = field(default_factory=dict)
 
 

@@ -21,6 +21,9 @@ class Loaded:
     pinned: bool = False
     idle_timeout: float = 0.0  # seconds; 0: never stopped for being idle
     last_progress: float = 0.0
+    # True while a token stream is open. One-shot calls (an image, a transcription) report nothing until
+    # they end, so silence from them is not a hang.
+    streaming: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,4 +97,4 @@ def hung(loaded: Sequence[Loaded], now: float, busy_timeout: float) -> list[str]
     """Busy workers with no progress (no token, no reply) for `busy_timeout`; slow but steady is fine."""
     if busy_timeout <= 0:
         return []
-    return [w.name for w in loaded if w.busy and now - w.last_progress >= busy_timeout]
+    return [w.name for w in loaded if w.busy and w.streaming and now - w.last_progress >= busy_timeout]

@@ -344,6 +344,7 @@ class ProcessManager:
                 pinned=w.config.pinned,
                 idle_timeout=default_idle if w.config.idle_timeout is None else w.config.idle_timeout,
                 last_progress=w.last_progress,
+                streaming=w.streams > 0,
             )
             for w in self._workers.values()
         ]

@@ -47,6 +47,7 @@ class Worker:
     last_used: float = field(default_factory=time.monotonic)
     last_progress: float = field(default_factory=time.monotonic)  # last token or reply: hung detection
     in_flight: int = 0
+    streams: int = 0  # token streams open: the only requests that report progress as they go
     served: int = 0
     info: LoadInfo | None = None
     pump: asyncio.Task | None = None
@@ -82,6 +83,7 @@ class Worker:
     async def generate(self, generation: Generation) -> AsyncIterator[Delta]:
         """The client's stream, with a dead worker reported by its cause (exit status, last output)."""
         started, first = time.monotonic(), True
+        self.streams += 1
         try:
             async for delta in self.client.generate(generation):
                 self.last_progress = time.monotonic()
@@ -93,6 +95,8 @@ class Worker:
                 yield delta
         except WorkerGone as gone:
             raise await self.gone_error(gone) from None
+        finally:
+            self.streams -= 1
 
     async def died_error(self, when: str) -> WorkerFailed:
         await self.settle()

@@ -15,12 +15,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gallery.index import GalleryError
+
 log = logging.getLogger("onebox.gallery")
 
 CHUNK = 1024 * 1024
 
 
-class InstallError(Exception):
+class InstallError(GalleryError):
     pass
 
 

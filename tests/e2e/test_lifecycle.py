@@ -85,7 +85,7 @@ def test_client_disconnect_cancels_generation(fresh_server: OneboxServer) -> Non
     # 1900 tokens take many seconds on these CPUs; served "at once" means the worker dropped them.
     started = time.monotonic()
     assert chat(fresh_server, max_tokens=4).status_code == 200
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 12
 
 
 def test_preload_loads_before_ready_while_health_answers_at_once(models_dir) -> None:

@@ -90,12 +90,18 @@ def test_idle_timeout_expires_only_idle_unpinned_workers_past_their_timeout() ->
 
 def test_hung_is_busy_without_progress_for_the_timeout() -> None:
     loaded = [
-        w("stuck", busy=True, last_progress=0),
-        w("slow", busy=True, last_progress=90),
+        w("stuck", busy=True, streaming=True, last_progress=0),
+        w("slow", busy=True, streaming=True, last_progress=90),
         w("idle", busy=False, last_progress=0),
     ]
     assert hung(loaded, now=100, busy_timeout=60) == ["stuck"]
     assert hung(loaded, now=100, busy_timeout=0) == []
+
+
+def test_a_long_one_shot_call_is_not_hung() -> None:
+    # an image or a transcription reports nothing until it is done: silence is not a hang
+    loaded = [w("painting", busy=True, streaming=False, last_progress=0)]
+    assert hung(loaded, now=1000, busy_timeout=60) == []
 
 
 @pytest.mark.parametrize(

@@ -8,18 +8,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 
-from frontend.backend_client import Generation, Sampling
 from frontend.errors import WorkerFailed
-from frontend.manager import ProcessManager, Worker, describe_exit
+from frontend.manager import ProcessManager, describe_exit
+from tests.unit.helpers import generate, wait_until
 
 FAKE_WORKER = Path(__file__).resolve().parents[1] / "fakes" / "fake_worker.py"
-SAMPLING = Sampling(temperature=0.0, top_p=1.0, top_k=1, min_p=0.0)
 
 
 def exited(pid: int) -> bool:
@@ -28,21 +26,6 @@ def exited(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
-
-
-async def generate(worker: Worker, prompt: str) -> str:
-    generation = Generation(prompt=prompt, sampling=SAMPLING)
-    return "".join([delta.text async for delta in worker.generate(generation)])
 
 
 async def pid_of(manager: ProcessManager, name: str) -> int:

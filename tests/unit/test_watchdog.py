@@ -11,32 +11,16 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from frontend.backend_client import Generation, Sampling
 from frontend.config import ModelRegistry, ServerConfig
 from frontend.errors import ServiceUnavailable, WorkerFailed
 from frontend.manager import ProcessManager, Worker
+from tests.unit.helpers import generate, wait_until
 
 MiB = 1024 * 1024
-SAMPLING = Sampling(temperature=0.0, top_p=1.0, top_k=1, min_p=0.0)
 
 
 def exited(worker: Worker) -> bool:
     return worker.exited
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
-
-
-async def generate(worker: Worker, prompt: str) -> str:
-    generation = Generation(prompt=prompt, sampling=SAMPLING)
-    return "".join([delta.text async for delta in worker.generate(generation)])
 
 
 async def touch(manager: ProcessManager, name: str) -> Worker:

