@@ -232,7 +232,7 @@ def report(samples: dict[str, list[Sample]], max_tokens: int, threads: int) -> N
     print(f"identical outputs on both sides: {'yes' if same else 'NO (the comparison is suspect)'}")
 
 
-def main() -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=128)
@@ -241,9 +241,9 @@ def main() -> int:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--threads", type=int, default=0, help="threads on both sides; 0: every core")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so that the server is stopped too
     report(run(args), args.max_tokens, args.threads or os.cpu_count() or 1)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

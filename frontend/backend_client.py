@@ -54,6 +54,7 @@ class Generation:
     stop: tuple[str, ...] = ()
     tools: list | None = None
     ignore_eos: bool = False
+    message_interval_ms: int = 0
     grammar: str = ""  # GBNF; "" for unconstrained
     logprobs: int = 0  # alternatives per token; -1: only the sampled token's; 0: none
 
@@ -315,6 +316,7 @@ def generation_request(generation: Generation) -> pb.GenerateRequest:
         max_tokens=generation.max_tokens or 0,
         stop=list(generation.stop),
         ignore_eos=generation.ignore_eos,
+        message_interval_ms=generation.message_interval_ms,
         grammar=generation.grammar,
         logprobs=generation.logprobs,
     )

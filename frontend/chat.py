@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from frontend.backend_client import Message, TokenLogprob
 from frontend.errors import InvalidRequest
 from frontend.parsing import parse_body
-from frontend.state import MANAGER
+from frontend.state import CONFIG, MANAGER
 from frontend.textgen import MAX_TOKENS_LIMIT, Choice, Shape, TextRequest, first, respond
 from frontend.tools import Tool, ToolChoice, ToolPlan, plan, respond_with_tools
 
@@ -163,8 +163,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     conversation = body.conversation()
     async with request.app[MANAGER].use(body.model) as worker:
         tools = body._tool_plan
+        interval = request.app[CONFIG].stream_interval_ms
         generations = [
-            body.generation(worker.config, conversation, i, tools=tools.tools if tools else None)
+            body.generation(worker.config, conversation, i, interval, tools=tools.tools if tools else None)
             for i in range(body.n)
         ]
         if tools is not None:

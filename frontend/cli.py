@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest request body in bytes (ONEBOX_MAX_BODY_SIZE)",
     )
     run.add_argument(
+        "--stream-interval-ms",
+        default=int(env("STREAM_INTERVAL_MS", "20") or 0),
+        type=int,
+        help="stream at most one chunk per this many ms, the first token at once; 0: every token "
+        "(ONEBOX_STREAM_INTERVAL_MS)",
+    )
+    run.add_argument(
         "--generated-path",
         default=env("GENERATED_PATH", "generated"),
         type=Path,
@@ -142,6 +149,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         threads=args.threads,
         preload=tuple(name.strip() for name in args.preload.split(",") if name.strip()),
         max_body_bytes=args.max_body_size,
+        stream_interval_ms=args.stream_interval_ms,
         log_level=args.log_level,
         api_keys=parse_api_keys(args.api_keys),
         cors_allow_origins=parse_origins(args.cors_allow_origins),

@@ -8,7 +8,7 @@ from pydantic import Field
 from frontend.backend_client import TokenLogprob
 from frontend.errors import InvalidRequest
 from frontend.parsing import parse_body
-from frontend.state import MANAGER
+from frontend.state import CONFIG, MANAGER
 from frontend.textgen import Choice, Shape, TextRequest, respond
 
 routes = web.RouteTableDef()
@@ -87,6 +87,9 @@ async def completions(request: web.Request) -> web.StreamResponse:
     body = await parse_body(request, CompletionRequest)
     prompts = body.prompts()
     async with request.app[MANAGER].use(body.model) as worker:
-        generations = [body.generation(worker.config, prompt, j) for prompt in prompts for j in range(body.n)]
+        interval = request.app[CONFIG].stream_interval_ms
+        generations = [
+            body.generation(worker.config, prompt, j, interval) for prompt in prompts for j in range(body.n)
+        ]
         response = await respond(request, worker, body, generations, completion_shape(body.n))
     return response

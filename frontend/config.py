@@ -30,6 +30,7 @@ class ServerConfig:
     threads: int = 0  # 0: every core
     preload: tuple[str, ...] = ()
     max_body_bytes: int = 32 * 1024 * 1024
+    stream_interval_ms: int = 0  # 0: stream every token as it comes (the CLI defaults to 20)
     worker_start_timeout: float = 60.0
     worker_load_timeout: float = 300.0
     worker_stop_grace: float = 3.0

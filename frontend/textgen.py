@@ -28,6 +28,7 @@ DEFAULT_TOP_K = 40
 DEFAULT_MIN_P = 0.05
 MAX_STOP_SEQUENCES = 16
 MAX_TOKENS_LIMIT = 2**31 - 1
+WHOLE_REPLY_INTERVAL_MS = 250
 
 
 class StreamOptions(BaseModel):
@@ -98,7 +99,9 @@ class TextRequest(BaseModel):
             seed=None if self.seed is None else self.seed + choice,
         )
 
-    def generation(self, config: ModelConfig, prompt: object, choice: int, **extra: object) -> Generation:
+    def generation(
+        self, config: ModelConfig, prompt: object, choice: int, stream_interval_ms: int = 0, **extra: object
+    ) -> Generation:
         return Generation(
             prompt=prompt,  # type: ignore[arg-type]
             sampling=self.sampling(config, choice),
@@ -107,6 +110,9 @@ class TextRequest(BaseModel):
             ignore_eos=self.ignore_eos,
             grammar=self._grammar,
             logprobs=self.logprob_count(),
+            # Every message costs CPU at each hop, which the model's busy cores feel twice over; a reply
+            # sent whole needs no token-by-token messages, only enough to show the watchdog progress.
+            message_interval_ms=stream_interval_ms if self.stream else WHOLE_REPLY_INTERVAL_MS,
             **extra,  # type: ignore[arg-type]
         )
 

@@ -24,6 +24,7 @@ from llama_cpp.llama_grammar import LlamaGrammar
 from backends.embeddings.pooling import cosine_scores
 from backends.errors import InvalidRequest
 from backends.llamacpp import embedding
+from backends.streaming import prefetched
 from backends.text import StopMatcher, Utf8Stream
 from onebox_proto import backend_pb2 as pb
 
@@ -105,7 +106,8 @@ class LlamaCppModel:
         self._check_fits(prompt_tokens, param)
         grammar = self._grammar(request.grammar)
         with self._exclusive(context):
-            yield from self._generate(request, prompt_tokens, context, grammar)
+            replies = self._generate(request, prompt_tokens, context, grammar)
+            yield from prefetched(replies, coalesce, request.message_interval_ms / 1000)
 
     def Tokenize(self, request: pb.TokenizeRequest, context: grpc.ServicerContext) -> pb.TokenizeResponse:
         tokens = self._llm.tokenize(request.text.encode(), add_bos=request.add_special, special=True)
@@ -302,6 +304,18 @@ def with_tool_instructions(messages: list[dict[str, Any]], tools: list) -> list[
     if messages and messages[0]["role"] == "system":
         return [{**messages[0], "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
     return [{"role": "system", "content": note}, *messages]
+
+
+def coalesce(replies: list[pb.GenerateResponse]) -> pb.GenerateResponse:
+    """Several generation messages as one: text joined, tokens added, the last one's totals kept."""
+    if len(replies) == 1:
+        return replies[0]
+    merged = pb.GenerateResponse()
+    for reply in replies:
+        merged.MergeFrom(reply)  # repeated logprobs concatenate; finish and totals come from the last
+    merged.text = "".join(r.text for r in replies)
+    merged.tokens = sum(r.tokens for r in replies)
+    return merged
 
 
 def chat_message_dict(message: pb.ChatMessage) -> dict[str, Any]:
