@@ -15,25 +15,19 @@ import argparse
 import http.client
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+
+from harness import REPO, onebox_server
 
 from backends.embeddings.model import EmbeddingsModel
 from frontend.config import load_model_config
 from onebox_proto import backend_pb2 as pb
 
-REPO = Path(__file__).resolve().parent.parent
-READY_TIMEOUT_S = 120.0
-STOP_GRACE_S = 15.0
 GOAL_RATIO = 0.9  # onebox / in-process at batch 32
 BATCHES = (1, 32)
 SENTENCES = tuple(
@@ -85,52 +79,6 @@ def onebox_embed(conn: http.client.HTTPConnection, model: str, texts: list[str],
     return len(json.loads(data)["data"])
 
 
-@contextmanager
-def onebox_server(model: str, models_path: Path, port: int) -> Iterator[int]:
-    port = port or free_port()
-    command = [sys.executable, "-m", "frontend.cli", "run", "--address", f"127.0.0.1:{port}",
-               "--models-path", str(models_path), "--preload", model, "--log-level", "WARNING"]  # fmt: skip
-    with tempfile.TemporaryFile() as output:
-        server = subprocess.Popen(command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_ready(server, port, output)
-            yield port
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(server: subprocess.Popen[bytes], port: int, output: Any) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            output.seek(0)
-            raise RuntimeError(
-                f"onebox exited with code {server.returncode}:\n{output.read().decode()[-3000:]}"
-            )
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"onebox was not ready within {READY_TIMEOUT_S:.0f}s")
-
-
 def rate(embed: Callable[[list[str]], int], batch: int, requests: int) -> float:
     """Inputs per second over `requests` calls of `batch` sentences each."""
     done = 0
@@ -144,7 +92,7 @@ def rate(embed: Callable[[list[str]], int], batch: int, requests: int) -> float:
 def run(args: argparse.Namespace) -> dict[tuple[str, int], list[float]]:
     local = InProcess(args.models_path, args.model)
     rates: dict[tuple[str, int], list[float]] = {}
-    with onebox_server(args.model, args.models_path, args.port) as port:
+    with onebox_server(args.models_path, "--preload", args.model, port=args.port) as port:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         sides: dict[str, Callable[[list[str]], int]] = {
             "in-process": local.embed,

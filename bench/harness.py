@@ -45,9 +45,9 @@ def linked_models_dir(source: Path, extra_yamls: dict[str, str]) -> Path:
 
 
 @contextmanager
-def onebox_server(models_path: Path, *args: str) -> Iterator[int]:
+def onebox_server(models_path: Path, *args: str, port: int = 0) -> Iterator[int]:
     """Start the server, wait for /readyz, yield its port; SIGTERM and wait at the end, even on errors."""
-    port = free_port()
+    port = port or free_port()
     command = [sys.executable, "-m", "frontend.cli", "run", "--address", f"127.0.0.1:{port}",
                "--models-path", str(models_path), "--log-level", "WARNING", *args]  # fmt: skip
     with tempfile.TemporaryFile() as output:

@@ -11,32 +11,24 @@ token with text. tok/s: (tokens - 1) / time from the first to the last token wit
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import llama_cpp
+from harness import REPO, onebox_server
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from frontend.config import ModelConfig, load_model_config
 
-REPO = Path(__file__).resolve().parent.parent
 SEED = 1234
-READY_TIMEOUT_S, STOP_GRACE_S = 120.0, 15.0
 PROMPTS = (
     "Write a short story about a lighthouse keeper who finds a message in a bottle.",
     "Explain how a bicycle works, part by part, for a curious ten-year-old.",
@@ -69,49 +61,6 @@ def sampling(config: ModelConfig) -> dict[str, float]:
     """The model YAML's sampling parameters, greedy: what a production request gets, made repeatable."""
     params = config.parameters.model_dump(exclude_none=True, exclude={"max_tokens"})
     return {**params, "temperature": 0.0}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def onebox_server(model: str, models_path: Path, port: int, threads: int) -> Iterator[int]:
-    """The real server as a subprocess with the model preloaded; SIGTERM and wait at the end, always."""
-    port = port or free_port()
-    command = [sys.executable, "-m", "frontend.cli", "run", "--address", f"127.0.0.1:{port}",
-               "--models-path", str(models_path), "--preload", model, "--threads", str(threads),
-               "--log-level", "WARNING"]  # fmt: skip
-    with tempfile.TemporaryFile() as output:
-        server = subprocess.Popen(command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_ready(server, port, output)
-            yield port
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-
-
-def wait_ready(server: subprocess.Popen[bytes], port: int, output: IO[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            output.seek(0)
-            tail = output.read().decode(errors="replace")[-3000:]
-            raise RuntimeError(f"onebox exited with code {server.returncode}:\n{tail}")
-        with contextlib.suppress(OSError):  # not listening yet
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"onebox was not ready within {READY_TIMEOUT_S:.0f}s")
 
 
 def onebox_chat(port: int, model: str, params: dict[str, float], prompt: str, max_tokens: int) -> Sample:
@@ -187,7 +136,9 @@ def run(args: argparse.Namespace) -> dict[str, list[Sample]]:
     # The worker generates on a gRPC pool thread, not the thread that loaded the model: so does this.
     with (
         ThreadPoolExecutor(1) as pool,
-        onebox_server(args.model, args.models_path, args.port, args.threads) as port,
+        onebox_server(
+            args.models_path, "--preload", args.model, "--threads", str(args.threads), port=args.port
+        ) as port,
     ):
         sides = {
             "onebox": lambda p: onebox_chat(port, args.model, params, p, args.max_tokens),

@@ -13,26 +13,21 @@ rounds of (seconds to transcribe / seconds of audio). Lower is better; below 1 i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from faster_whisper import WhisperModel
+from harness import REPO, onebox_server
 
-REPO = Path(__file__).resolve().parent.parent
 WHISPER, VOICE = "whisper-base", "voice-en-us-joe"
-READY_TIMEOUT_S = 120.0
 PARAGRAPH = (
     "The old fisherman repaired his wooden boat near the harbour every morning. "
     "A young student painted the red bicycle outside the library before the summer holidays began. "
@@ -41,40 +36,6 @@ PARAGRAPH = (
 )
 
 log = logging.getLogger("bench.transcription")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def onebox_server(models_path: Path, port: int) -> Iterator[str]:
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "frontend.cli", "run", "--address", f"127.0.0.1:{port}",
-               "--models-path", str(models_path)]  # fmt: skip
-    with tempfile.TemporaryFile("w+") as output:
-        server = subprocess.Popen(command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_ready(server, url, output)
-            yield url
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(30)
-
-
-def wait_ready(server: subprocess.Popen, url: str, output) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            output.seek(0)
-            raise RuntimeError(f"onebox exited early:\n{output.read()[-4000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError("onebox did not come up")
 
 
 def speak(url: str, path: Path) -> float:
@@ -124,7 +85,8 @@ def main() -> int:
     for noisy in ("httpx", "faster_whisper"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     models_path = args.models_path.resolve()
-    with tempfile.TemporaryDirectory() as tmp, onebox_server(models_path, args.port or free_port()) as url:
+    with tempfile.TemporaryDirectory() as tmp, onebox_server(models_path, port=args.port) as port:
+        url = f"http://127.0.0.1:{port}"
         clip = Path(tmp) / "clip.wav"
         seconds = speak(url, clip)
         local = in_process(models_path)
