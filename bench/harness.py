@@ -61,6 +61,7 @@ def onebox_server(models_path: Path, *args: str, port: int = 0) -> Iterator[int]
                 server.wait(15)
             except subprocess.TimeoutExpired:
                 server.kill()
+                server.wait()
 
 
 def wait_ready(server: subprocess.Popen[bytes], port: int, output) -> None:  # type: ignore[no-untyped-def]

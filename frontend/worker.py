@@ -83,14 +83,16 @@ class Worker:
     async def generate(self, generation: Generation) -> AsyncIterator[Delta]:
         """The client's stream, with a dead worker reported by its cause (exit status, last output)."""
         started, first = time.monotonic(), True
+        # labels() is a locked dict lookup: once per stream, not once per delta on the hot path
+        tokens = self.metrics.tokens.labels(self.name) if self.metrics is not None else None
         self.streams += 1
         try:
             async for delta in self.client.generate(generation):
                 self.last_progress = time.monotonic()
-                if self.metrics is not None:
+                if tokens is not None:
                     if first:
-                        self.metrics.ttft.labels(self.name).observe(self.last_progress - started)
-                    self.metrics.tokens.labels(self.name).inc(delta.tokens)
+                        self.metrics.ttft.labels(self.name).observe(self.last_progress - started)  # type: ignore[union-attr]
+                    tokens.inc(delta.tokens)
                 first = False
                 yield delta
         except WorkerGone as gone:
