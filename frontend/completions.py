@@ -25,6 +25,11 @@ class CompletionRequest(TextRequest):
         return self.logprobs or -1
 
     def prompts(self) -> list[str]:
+        if self.echo:
+            # refused rather than ignored: a client asking for the prompt back would get a different shape
+            raise InvalidRequest(
+                "echo is not supported; the completion text never includes the prompt", param="echo"
+            )
         prompts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
         if not prompts:
             raise InvalidRequest("prompt must not be an empty list", param="prompt")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-EVICTION_REASONS = ("idle", "memory", "limit", "hung", "manual", "crashed")
-
 
 class Metrics:
     def __init__(self) -> None:

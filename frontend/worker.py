@@ -84,14 +84,15 @@ class Worker:
         """The client's stream, with a dead worker reported by its cause (exit status, last output)."""
         started, first = time.monotonic(), True
         # labels() is a locked dict lookup: once per stream, not once per delta on the hot path
-        tokens = self.metrics.tokens.labels(self.name) if self.metrics is not None else None
+        metrics = self.metrics
+        tokens = metrics.tokens.labels(self.name) if metrics is not None else None
         self.streams += 1
         try:
             async for delta in self.client.generate(generation):
                 self.last_progress = time.monotonic()
-                if tokens is not None:
+                if metrics is not None and tokens is not None:
                     if first:
-                        self.metrics.ttft.labels(self.name).observe(self.last_progress - started)  # type: ignore[union-attr]
+                        metrics.ttft.labels(self.name).observe(self.last_progress - started)
                     tokens.inc(delta.tokens)
                 first = False
                 yield delta

@@ -66,6 +66,13 @@ async def test_completion_returns_one_choice_per_prompt(client, write_model) -> 
     assert body["usage"]["prompt_tokens"] == 5
 
 
+async def test_completion_echo_is_refused_not_ignored(client, write_model) -> None:
+    write_model("echo")
+    response = await client.post(COMPLETIONS, json={"model": "echo", "prompt": "a b", "echo": True})
+    assert response.status == 400
+    assert (await response.json())["error"]["param"] == "echo"
+
+
 async def test_chat_stream_announces_the_role_streams_text_and_ends_with_done(client, write_model) -> None:
     write_model("echo")
     response = await client.post(CHAT, json=chat("one two", stream=True))
