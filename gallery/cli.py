@@ -83,8 +83,9 @@ async def run_action(installer: Installer, args: argparse.Namespace) -> int:
         if args.action == "available":
             for item in await installer.available():
                 mark = "installed" if item["installed"] else ""
-                line = f"{item['id']:<40} {item['backend']:<10} {item['size']:>8}  {item['license']:<12}"
-                line += f" {mark}"
+                # the licence last: it is the one column of any length
+                line = f"{item['id']:<40} {item['backend']:<10} {item['size']:>8}  {mark:<9}"
+                line += f"  {item['license']}"
                 sys.stdout.write(line.rstrip() + "\n")
             return 0
         if args.action == "remove":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import sys
 import zipfile
@@ -32,14 +33,24 @@ class DownloadError(GalleryError):
     pass
 
 
+def huggingface_endpoint() -> str:
+    """Where hf:// files come from: huggingface.co, or a mirror named by HF_ENDPOINT (as huggingface_hub)."""
+    return os.environ.get("HF_ENDPOINT", "").rstrip("/") or "https://huggingface.co"
+
+
 def http_url(uri: str) -> str | None:
-    """The https URL a uri stands for, or None when it is not an HTTP source."""
+    """The URL a uri stands for, or None when it is not an HTTP source.
+
+    `huggingface://owner/repo/path` reads the main branch; `owner/repo@revision/path` pins a commit or tag, so
+    an upstream change cannot turn a pinned sha256 into a failed install.
+    """
     for prefix in ("huggingface://", "hf://"):
         if uri.startswith(prefix):
             owner, repo, path = [*uri.removeprefix(prefix).split("/", 2), "", ""][:3]
-            if not (owner and repo and path):
-                raise DownloadError(f"expected {prefix}owner/repo/path, got {uri!r}")
-            return f"https://huggingface.co/{owner}/{repo}/resolve/main/{path}"
+            repo, _, revision = repo.partition("@")
+            if not (owner and repo and path) or (_ and not revision):
+                raise DownloadError(f"expected {prefix}owner/repo[@revision]/path, got {uri!r}")
+            return f"{huggingface_endpoint()}/{owner}/{repo}/resolve/{revision or 'main'}/{path}"
     if uri.startswith(("https://", "http://")):
         return uri
     return None

@@ -1,7 +1,8 @@
 """The gallery through the real `onebox run` and the real `onebox models` CLI.
 
 A file server on 127.0.0.1, started here, serves the installed SmolLM2 GGUF and a gallery index naming it;
-nothing leaves the machine.
+another stands in for Hugging Face (through HF_ENDPOINT) and serves the installed Whisper and Piper files
+at the paths the built-in index names. Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pytest
 import yaml
 from aiohttp import web
 
+from gallery.download import http_url
+from gallery.index import builtin_index, parse_index
 from tests.e2e.conftest import CHAT_MODEL, MODELS, REPO, OneboxServer
 
 pytestmark = pytest.mark.e2e
@@ -140,3 +143,65 @@ def test_cli_installs_with_a_progress_bar_lists_and_removes(files: LocalFileServ
     assert onebox(*flags, "remove", "smol-cli").returncode == 0
     assert not (tmp_path / "smol-cli.yaml").exists()
     assert not (tmp_path / "smol-cli").exists()
+
+
+# --- the built-in index, against a stand-in for Hugging Face ----------------------------------------------
+
+# Built-in entries whose files `make models` has already put in models/<name>/ (same names, same bytes).
+LOCAL_ENTRIES = ("whisper-base", "voice-en-us-joe")
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.MonkeyPatch) -> Iterator[str]:
+    """A 127.0.0.1 server laid out like huggingface.co/<owner>/<repo>/resolve/<revision>/<path>."""
+    monkeypatch_module.delenv("HF_ENDPOINT", raising=False)
+    folder = tmp_path_factory.mktemp("hub")
+    entries = {e.name: e for e in parse_index(builtin_index().read_text(), "index.yaml")}
+    for name in LOCAL_ENTRIES:
+        for spec in entries[name].files:
+            source = MODELS / name / spec.filename
+            if not source.is_file():
+                pytest.fail(f"{source} is not installed: run `make models`")
+            url = http_url(spec.uri or "")
+            assert url and url.startswith("https://huggingface.co/")
+            served = folder / url.removeprefix("https://huggingface.co/")
+            served.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, served)
+    srv = LocalFileServer(folder)
+    yield srv.url
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_builtin_whisper_and_piper_entries_install_and_serve(
+    hub: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The index's real URIs, revisions and sha256 values, installed over HTTP, then a spoken round trip."""
+    models = tmp_path_factory.mktemp("from-hub") / "models"
+    models.mkdir()
+    server = OneboxServer(models, env={"HF_ENDPOINT": hub})
+    try:
+        url = server.url
+        for name in LOCAL_ENTRIES:
+            applied = httpx.post(f"{url}/models/apply", json={"id": f"onebox@{name}", "name": f"{name}-hub"})
+            assert applied.status_code == 202, applied.text
+            job = wait_job(url, applied.json()["uuid"], timeout=120)
+            assert job["phase"] == "done", job["error"]
+        said = {"model": "voice-en-us-joe-hub", "input": "Hello from the gallery.", "response_format": "wav"}
+        speech = httpx.post(f"{url}/v1/audio/speech", json=said, timeout=120)
+        assert speech.status_code == 200, speech.text
+        text = httpx.post(
+            f"{url}/v1/audio/transcriptions",
+            data={"model": "whisper-base-hub", "response_format": "text"},
+            files={"file": ("speech.wav", speech.content, "audio/wav")},
+            timeout=300,
+        )
+        assert text.status_code == 200, text.text
+        assert "gallery" in text.text.lower()
+    finally:
+        server.stop()

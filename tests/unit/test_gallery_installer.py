@@ -189,12 +189,18 @@ async def test_bad_override_fails_before_any_download(files, installer) -> None:
         installer.apply(entry(f"{base}/file.bin"), "test@tiny", overrides={"context_size": 1})
 
 
-def test_huggingface_uris_become_resolve_urls() -> None:
+def test_huggingface_uris_become_resolve_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
     expected = "https://huggingface.co/owner/repo/resolve/main/dir/file.gguf"
     assert http_url("huggingface://owner/repo/dir/file.gguf") == expected
     assert http_url("hf://owner/repo/dir/file.gguf") == expected
-    with pytest.raises(DownloadError):
-        http_url("hf://owner/repo")
+    pinned = "https://huggingface.co/owner/repo/resolve/v1.0.0/file.onnx"
+    assert http_url("hf://owner/repo@v1.0.0/file.onnx") == pinned
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9/")
+    assert http_url("hf://owner/repo/file.onnx") == "http://127.0.0.1:9/owner/repo/resolve/main/file.onnx"
+    for bad in ("hf://owner/repo", "hf://owner/repo@/file.onnx"):
+        with pytest.raises(DownloadError):
+            http_url(bad)
 
 
 def test_file_uri_outside_the_allowed_folder_is_refused(tmp_path: Path) -> None:
