@@ -38,6 +38,15 @@ def huggingface_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "").rstrip("/") or "https://huggingface.co"
 
 
+def huggingface_auth(url: str) -> dict[str, str]:
+    """HF_TOKEN (gated or private repositories) goes to the Hugging Face endpoint only; aiohttp drops it
+    again when a download redirects to another host (the CDN's signed URL needs none)."""
+    token = os.environ.get("HF_TOKEN", "").strip()
+    if token and url.startswith(huggingface_endpoint() + "/"):
+        return {"Authorization": f"Bearer {token}"}
+    return {}
+
+
 def http_url(uri: str) -> str | None:
     """The URL a uri stands for, or None when it is not an HTTP source.
 
@@ -106,7 +115,7 @@ async def fetch_http(session: aiohttp.ClientSession, url: str, out: BinaryIO, pr
 async def http_attempt(
     session: aiohttp.ClientSession, url: str, out: BinaryIO, progress: Progress, start: int, done: int
 ) -> bool:
-    headers = {"Range": f"bytes={done}-"} if done else {}
+    headers = huggingface_auth(url) | ({"Range": f"bytes={done}-"} if done else {})
     async with session.get(url, headers=headers) as response:
         if response.status == 416 and done:
             return True  # nothing is left to send: we have it all

@@ -32,6 +32,7 @@ class FileServer:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/file.bin", self.file)
+        app.router.add_get("/owner/repo/resolve/main/file.bin", self.file)
         app.router.add_get("/drop.bin", self.drop)
         app.router.add_get("/slow.bin", self.slow)
         return app
@@ -201,6 +202,19 @@ def test_huggingface_uris_become_resolve_urls(monkeypatch: pytest.MonkeyPatch) -
     for bad in ("hf://owner/repo", "hf://owner/repo@/file.onnx"):
         with pytest.raises(DownloadError):
             http_url(bad)
+
+
+async def test_hf_token_goes_to_the_huggingface_endpoint_only(
+    files, installer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, base = files
+    monkeypatch.setenv("HF_ENDPOINT", base)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    job = await installer.install(entry("hf://owner/repo/file.bin", name="gated"), "test@gated")
+    assert job.phase is Phase.DONE, job.error
+    job = await installer.install(entry(f"{base.replace('127.0.0.1', 'localhost')}/file.bin"), "test@tiny")
+    assert job.phase is Phase.DONE, job.error
+    assert [r.get("Authorization") for r in served.requests] == ["Bearer hf_secret", None]
 
 
 def test_file_uri_outside_the_allowed_folder_is_refused(tmp_path: Path) -> None:
