@@ -48,7 +48,7 @@ def kv_cache_bytes(weights: int, context_size: int) -> int:
 
 
 def predict_footprint(config: ModelConfig) -> int:
-    weights = weights_bytes(config.path)
+    weights = weights_bytes(config.path) * widening(config)
     kv = kv_cache_bytes(weights, config.context_size) if config.backend == "llama-cpp" else 0
     return WORKER_OVERHEAD_BYTES + weights + kv
 
@@ -57,3 +57,15 @@ def system_memory() -> tuple[int, int]:
     """(total, available) bytes of the machine."""
     memory = psutil.virtual_memory()
     return memory.total, memory.available
+
+
+def widening(config: ModelConfig) -> int:
+    """How much larger than on disk the weights are once loaded.
+
+    Half-precision diffusers weights (`variant: fp16`) become float32 on a CPU unless the model asks for
+    a 16-bit dtype; on a GPU this overestimates until the first measurement replaces it.
+    """
+    options = config.options
+    half_on_disk = config.backend == "diffusion" and options.get("variant") in {"fp16", "bf16"}
+    kept_half = options.get("dtype") in {"float16", "bfloat16"}
+    return 2 if half_on_disk and not kept_half else 1

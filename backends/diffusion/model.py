@@ -110,7 +110,9 @@ def load_pipeline(path: Path, options: Options, dtype: torch.dtype) -> Any:
     if not (path / "model_index.json").is_file():
         raise LoadFailed(f"{path} is neither a checkpoint file nor a diffusers folder (no model_index.json)")
     pipeline = pipeline_class(options.pipeline, single_file=False)
-    return pipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True)
+    # fp16 weights load into a float32 pipeline on the CPU too: diffusers casts them to `dtype`
+    variant = {"variant": options.variant} if options.variant else {}
+    return pipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True, **variant)
 
 
 def pipeline_class(name: str, single_file: bool) -> Any:

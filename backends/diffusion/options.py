@@ -7,17 +7,20 @@ options:
   guidance_scale: 7.5                 # default classifier-free guidance
   dtype: auto                         # auto (float16 on CUDA, float32 on CPU), float32, float16, bfloat16
   config: ""                          # for a single checkpoint file: a pipeline folder beside it
+  variant: ""                         # weights saved as *.<variant>.safetensors (e.g. fp16); "": plain names
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
 from backends.errors import InvalidRequest
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+VARIANT = re.compile(r"[A-Za-z0-9_]{1,32}")  # a part of a file name: never a path
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Options:
     guidance_scale: float = 7.5
     dtype: str = "auto"
     config: str = ""
+    variant: str = ""
 
     @classmethod
     def parse(cls, options_json: str) -> Options:
@@ -43,6 +47,8 @@ class Options:
             raise InvalidRequest(f"option 'steps' must be between 1 and 500, got {options.steps}")
         if options.guidance_scale < 0:
             raise InvalidRequest(f"option 'guidance_scale' must be >= 0, got {options.guidance_scale}")
+        if options.variant and not VARIANT.fullmatch(options.variant):
+            raise InvalidRequest(f"option 'variant' must be a plain word like fp16, got {options.variant!r}")
         if options.dtype not in DTYPES:
             raise InvalidRequest(f"option 'dtype' must be one of {', '.join(DTYPES)}, got {options.dtype!r}")
         return options

@@ -23,11 +23,15 @@ Image = pytest.importorskip("PIL.Image")
 pytestmark = pytest.mark.e2e
 
 MODEL = "tiny-sd"
+FP16_MODEL = "tiny-sd-fp16"  # laid out like sd-turbo: *.fp16.safetensors
 WORDS = "a lighthouse at dusk red cat on mat the of in"
 
 
-def build_tiny_pipeline(dest: Path) -> Path:
-    """A 2-block UNet, a 2-block VAE and a 2-layer CLIP text encoder, random weights (seeded), saved."""
+def build_tiny_pipeline(dest: Path, variant: str | None = None) -> Path:
+    """A 2-block UNet, a 2-block VAE and a 2-layer CLIP text encoder, random weights (seeded), saved.
+
+    With variant="fp16", saved the way sd-turbo ships: half-precision weights in *.fp16.safetensors files.
+    """
     import torch
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -62,7 +66,9 @@ def build_tiny_pipeline(dest: Path) -> Path:
         scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )  # fmt: skip
-    pipeline.save_pretrained(dest)
+    if variant == "fp16":
+        pipeline.to(torch.float16)
+    pipeline.save_pretrained(dest, variant=variant)
     return dest
 
 
@@ -73,6 +79,10 @@ def image_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (models_path / f"{MODEL}.yaml").write_text(
         f"name: {MODEL}\nbackend: diffusion\nfile: {MODEL}\n"
         "options:\n  steps: 4\n  guidance_scale: 2.0\n  scheduler: EulerDiscreteScheduler\n"
+    )
+    build_tiny_pipeline(models_path / FP16_MODEL, variant="fp16")
+    (models_path / f"{FP16_MODEL}.yaml").write_text(
+        f"name: {FP16_MODEL}\nbackend: diffusion\nfile: {FP16_MODEL}\noptions:\n  steps: 2\n  variant: fp16\n"
     )
     (models_path / "not-images.yaml").write_text("name: not-images\nbackend: embeddings\nfile: nowhere\n")
     return models_path
@@ -130,6 +140,10 @@ def test_openai_client_generates_n_images(image_server: OneboxServer) -> None:
     assert len(result.data) == 2
     for item in result.data:
         assert_png(base64.b64decode(item.b64_json or ""), (64, 64))
+
+
+def test_fp16_variant_weights_load_and_generate(image_server: OneboxServer) -> None:
+    assert_png(pngs(generate(image_server, model=FP16_MODEL))[0], (64, 64))
 
 
 def test_same_seed_gives_the_same_bytes(image_server: OneboxServer) -> None:

@@ -18,7 +18,7 @@ def test_every_builtin_entry_is_pinned_and_writes_a_valid_config(tmp_path: Path)
     entries = parse_index(builtin_index().read_text(), "index.yaml")
     assert entries
     for entry in entries:
-        assert all(f.sha256 and f.size for f in entry.files), entry.name
+        assert all(f.sha256 for f in entry.files) and entry.total_size(), entry.name
         assert all(u.startswith(("huggingface://", "hf://", "https://")) for f in entry.files for u in f.uris)
         assert model_yaml(entry, entry.name, {}, tmp_path) is not None
 

@@ -147,6 +147,9 @@ def test_diffusion_options_are_checked() -> None:
     from backends.errors import InvalidRequest as WorkerInvalid
 
     assert Options.parse('{"steps": 4, "guidance_scale": 2}').guidance_scale == 2.0
-    for bad in ('{"steps": 0}', '{"steps": "4"}', '{"dtype": "int8"}', '{"guidance_scale": -1}'):
+    assert Options.parse('{"variant": "fp16"}').variant == "fp16"
+    bad_options = ('{"steps": 0}', '{"steps": "4"}', '{"dtype": "int8"}', '{"guidance_scale": -1}',
+                   '{"variant": "../x"}')  # fmt: skip
+    for bad in bad_options:
         with pytest.raises(WorkerInvalid):
             Options.parse(bad)
