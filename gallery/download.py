@@ -25,12 +25,23 @@ from gallery.pypi import PypiUri, cache_dir
 log = logging.getLogger("onebox.gallery")
 
 CHUNK = 1024 * 1024
-RETRIES = 5  # dropped connections in a row, with no byte of progress between them
+RETRIES = 6  # failed attempts in a row, with no byte of progress between them
+RETRY_PAUSE = 1.0  # seconds before the first retry without progress; doubled each time, up to MAX_PAUSE
+MAX_PAUSE = 30.0
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})  # worth asking again (Hugging Face sends them)
 Progress = Callable[[int], None]
 
 
 class DownloadError(GalleryError):
     pass
+
+
+class TransientHTTPError(DownloadError):
+    """A status that may clear by itself; `retry_after` is the server's Retry-After, in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def huggingface_endpoint() -> str:
@@ -96,7 +107,8 @@ async def fetch(
 
 
 async def fetch_http(session: aiohttp.ClientSession, url: str, out: BinaryIO, progress: Progress) -> None:
-    """Stream url into out; after a dropped connection, ask for the rest with a Range request."""
+    """Stream url into out; after a dropped connection or a transient error, ask for the rest with a Range
+    request, pausing longer after each attempt that brought no new byte (about a minute in all)."""
     start = out.tell()
     failures = 0
     while True:
@@ -106,10 +118,25 @@ async def fetch_http(session: aiohttp.ClientSession, url: str, out: BinaryIO, pr
                 return
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as error:
             failures = 0 if out.tell() - start > done else failures + 1
-            if failures >= RETRIES:
-                raise DownloadError(f"{url}: {failures} failed attempts, the last: {error!r}") from None
-            log.warning("%s: connection lost after %d bytes (%r), resuming", url, out.tell() - start, error)
-            await asyncio.sleep(0.2 * failures)
+            pause = retry_pause(failures)
+            problem = f"connection lost after {out.tell() - start} bytes ({error!r})"
+        except TransientHTTPError as error:
+            failures += 1
+            pause = retry_pause(failures) if error.retry_after is None else min(MAX_PAUSE, error.retry_after)
+            problem = str(error)
+        if failures >= RETRIES:
+            raise DownloadError(f"{url}: {failures} failed attempts, the last: {problem}") from None
+        log.warning("%s: %s; resuming in %.0fs", url, problem, pause)
+        await asyncio.sleep(pause)
+
+
+def retry_pause(failures: int) -> float:
+    return 0.0 if failures == 0 else min(MAX_PAUSE, RETRY_PAUSE * 2 ** (failures - 1))
+
+
+def retry_after(response: aiohttp.ClientResponse) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None  # the HTTP-date form is rare: use our own pause
 
 
 async def http_attempt(
@@ -119,8 +146,13 @@ async def http_attempt(
     async with session.get(url, headers=headers) as response:
         if response.status == 416 and done:
             return True  # nothing is left to send: we have it all
+        if response.status in TRANSIENT_STATUS:
+            raise TransientHTTPError(f"HTTP {response.status} {response.reason}", retry_after(response))
         if response.status not in (200, 206):
-            raise DownloadError(f"{url}: HTTP {response.status} {response.reason}")
+            hint = ""
+            if response.status in (401, 403) and url.startswith(huggingface_endpoint() + "/"):
+                hint = " (a gated or private repository: accept its terms and set HF_TOKEN)"
+            raise DownloadError(f"{url}: HTTP {response.status} {response.reason}{hint}")
         check_room(Path(out.name).parent, response.content_length)
         if done and response.status == 200:
             # the server ignored the Range: start this file over

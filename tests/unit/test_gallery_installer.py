@@ -28,13 +28,16 @@ class FileServer:
         (folder / "file.bin").write_bytes(DATA)
         self.requests: list[dict] = []
         self.dropped = False
+        self.busy_left = 2  # /busy.bin answers 503 this many times first
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/file.bin", self.file)
         app.router.add_get("/owner/repo/resolve/main/file.bin", self.file)
+        app.router.add_get("/owner/gated/resolve/main/file.bin", self.gated)
         app.router.add_get("/drop.bin", self.drop)
         app.router.add_get("/slow.bin", self.slow)
+        app.router.add_get("/busy.bin", self.busy)
         return app
 
     async def file(self, request: web.Request) -> web.StreamResponse:
@@ -53,6 +56,16 @@ class FileServer:
         assert request.transport is not None
         request.transport.close()  # the connection drops mid-body
         return response
+
+    async def gated(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=401)
+
+    async def busy(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(dict(request.headers))
+        if self.busy_left:
+            self.busy_left -= 1
+            return web.Response(status=503, headers={"Retry-After": "0"})
+        return web.FileResponse(self.folder / "file.bin")
 
     async def slow(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
@@ -109,6 +122,26 @@ async def test_dropped_connection_resumes_with_range(files, installer, models_pa
     assert job.phase is Phase.DONE, job.error
     assert (models_path / "tiny" / "tiny.gguf").read_bytes() == DATA
     assert server.requests[-1]["Range"] == f"bytes={len(DATA) // 2}-"
+
+
+async def test_transient_http_errors_are_retried(files, installer, models_path) -> None:
+    server, base = files
+    job = await installer.install(entry(f"{base}/busy.bin"), "test@tiny")
+    assert job.phase is Phase.DONE, job.error
+    assert (models_path / "tiny" / "tiny.gguf").read_bytes() == DATA
+    assert len(server.requests) == 3
+
+
+async def test_a_source_that_stays_down_fails_the_job_and_leaves_nothing(
+    files, installer, models_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, base = files
+    server.busy_left = 100
+    monkeypatch.setattr("gallery.download.RETRY_PAUSE", 0.01)
+    job = await installer.install(entry(f"{base}/busy.bin"), "test@tiny")
+    assert job.phase is Phase.FAILED
+    assert "6 failed attempts" in (job.error or "") and "503" in (job.error or "")
+    assert not (models_path / "tiny").exists()
 
 
 async def test_wrong_sha256_fails_and_leaves_nothing(files, installer, models_path) -> None:
@@ -215,6 +248,14 @@ async def test_hf_token_goes_to_the_huggingface_endpoint_only(
     job = await installer.install(entry(f"{base.replace('127.0.0.1', 'localhost')}/file.bin"), "test@tiny")
     assert job.phase is Phase.DONE, job.error
     assert [r.get("Authorization") for r in served.requests] == ["Bearer hf_secret", None]
+
+
+async def test_a_gated_repository_says_to_set_hf_token(files, installer, monkeypatch) -> None:
+    _, base = files
+    monkeypatch.setenv("HF_ENDPOINT", base)
+    job = await installer.install(entry("hf://owner/gated/file.bin"), "test@tiny")
+    assert job.phase is Phase.FAILED
+    assert "HTTP 401" in (job.error or "") and "HF_TOKEN" in (job.error or "")
 
 
 def test_file_uri_outside_the_allowed_folder_is_refused(tmp_path: Path) -> None:
