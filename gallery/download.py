@@ -49,11 +49,15 @@ def huggingface_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "").rstrip("/") or "https://huggingface.co"
 
 
+def is_huggingface(url: str) -> bool:
+    return url.startswith(huggingface_endpoint() + "/")
+
+
 def huggingface_auth(url: str) -> dict[str, str]:
     """HF_TOKEN (gated or private repositories) goes to the Hugging Face endpoint only; aiohttp drops it
     again when a download redirects to another host (the CDN's signed URL needs none)."""
     token = os.environ.get("HF_TOKEN", "").strip()
-    if token and url.startswith(huggingface_endpoint() + "/"):
+    if token and is_huggingface(url):
         return {"Authorization": f"Bearer {token}"}
     return {}
 
@@ -67,8 +71,8 @@ def http_url(uri: str) -> str | None:
     for prefix in ("huggingface://", "hf://"):
         if uri.startswith(prefix):
             owner, repo, path = [*uri.removeprefix(prefix).split("/", 2), "", ""][:3]
-            repo, _, revision = repo.partition("@")
-            if not (owner and repo and path) or (_ and not revision):
+            repo, at, revision = repo.partition("@")
+            if not (owner and repo and path) or (at and not revision):
                 raise DownloadError(f"expected {prefix}owner/repo[@revision]/path, got {uri!r}")
             return f"{huggingface_endpoint()}/{owner}/{repo}/resolve/{revision or 'main'}/{path}"
     if uri.startswith(("https://", "http://")):
@@ -150,7 +154,7 @@ async def http_attempt(
             raise TransientHTTPError(f"HTTP {response.status} {response.reason}", retry_after(response))
         if response.status not in (200, 206):
             hint = ""
-            if response.status in (401, 403) and url.startswith(huggingface_endpoint() + "/"):
+            if response.status in (401, 403) and is_huggingface(url):
                 hint = " (a gated or private repository: accept its terms and set HF_TOKEN)"
             raise DownloadError(f"{url}: HTTP {response.status} {response.reason}{hint}")
         check_room(Path(out.name).parent, response.content_length)

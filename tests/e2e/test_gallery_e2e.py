@@ -21,7 +21,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from gallery.download import http_url
+from gallery.download import http_url, huggingface_endpoint, is_huggingface
 from gallery.index import builtin_index, parse_index
 from tests.e2e.conftest import CHAT_MODEL, MODELS, REPO, OneboxServer
 
@@ -152,9 +152,8 @@ LOCAL_ENTRIES = ("whisper-base", "voice-en-us-joe")
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.MonkeyPatch) -> Iterator[str]:
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A 127.0.0.1 server laid out like huggingface.co/<owner>/<repo>/resolve/<revision>/<path>."""
-    monkeypatch_module.delenv("HF_ENDPOINT", raising=False)
     folder = tmp_path_factory.mktemp("hub")
     entries = {e.name: e for e in parse_index(builtin_index().read_text(), "index.yaml")}
     for name in LOCAL_ENTRIES:
@@ -163,19 +162,13 @@ def hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.Mon
             if not source.is_file():
                 pytest.fail(f"{source} is not installed: run `make models`")
             url = http_url(spec.uri or "")
-            assert url and url.startswith("https://huggingface.co/")
-            served = folder / url.removeprefix("https://huggingface.co/")
+            assert url and is_huggingface(url)
+            served = folder / url.removeprefix(huggingface_endpoint() + "/")
             served.parent.mkdir(parents=True, exist_ok=True)
             os.link(source, served)
     srv = LocalFileServer(folder)
     yield srv.url
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
 
 
 def test_builtin_whisper_and_piper_entries_install_and_serve(
