@@ -6,7 +6,8 @@ Installs run as asyncio tasks owned by the Installer on the app; its cleanup con
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -63,25 +64,39 @@ def api_error(error: GalleryError) -> APIError:
     return InvalidRequest(str(error), code="gallery_error")
 
 
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def gallery_errors(handler: Handler) -> Handler:
+    """The gallery speaks GalleryError; its routes answer with the matching API error."""
+
+    @functools.wraps(handler)
+    async def translated(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except GalleryError as error:
+            raise api_error(error) from None
+
+    return translated
+
+
 @routes.get("/models/available")
 async def available(request: web.Request) -> web.Response:
     return web.json_response(await request.app[INSTALLER].available())
 
 
 @routes.post("/models/apply")
+@gallery_errors
 async def apply(request: web.Request) -> web.Response:
     body = await parse_body(request, ApplyRequest)
     installer = request.app[INSTALLER]
-    try:
-        if body.id is not None:
-            gallery, entry = await installer.find(body.id)
-            source = f"{gallery}@{entry.name}"
-        else:
-            assert body.url is not None
-            entry, source = await installer.entry_from_url(body.url, body.name, body.sha256), body.url
-        job = installer.apply(entry, source, body.name, body.overrides)
-    except GalleryError as error:
-        raise api_error(error) from None
+    if body.id is not None:
+        gallery, entry = await installer.find(body.id)
+        source = f"{gallery}@{entry.name}"
+    else:
+        assert body.url is not None
+        entry, source = await installer.entry_from_url(body.url, body.name, body.sha256), body.url
+    job = installer.apply(entry, source, body.name, body.overrides)
     return web.json_response({"uuid": job.uuid, "status": job.phase.value}, status=202)
 
 
@@ -91,27 +106,21 @@ async def jobs(request: web.Request) -> web.Response:
 
 
 @routes.get("/models/jobs/{uuid}")
+@gallery_errors
 async def job(request: web.Request) -> web.Response:
-    try:
-        return web.json_response(request.app[INSTALLER].get(request.match_info["uuid"]).describe())
-    except GalleryError as error:
-        raise api_error(error) from None
+    return web.json_response(request.app[INSTALLER].get(request.match_info["uuid"]).describe())
 
 
 @routes.post("/models/jobs/{uuid}/cancel")
+@gallery_errors
 async def cancel(request: web.Request) -> web.Response:
-    try:
-        return web.json_response(request.app[INSTALLER].cancel(request.match_info["uuid"]).describe())
-    except GalleryError as error:
-        raise api_error(error) from None
+    return web.json_response(request.app[INSTALLER].cancel(request.match_info["uuid"]).describe())
 
 
 @routes.post("/models/delete/{name}")
+@gallery_errors
 async def delete(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    try:
-        request.app[INSTALLER].remove(name)
-    except GalleryError as error:
-        raise api_error(error) from None
+    request.app[INSTALLER].remove(name)
     await request.app[MANAGER].stop(name, "removed")
     return web.json_response({"name": name, "deleted": True})
