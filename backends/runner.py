@@ -18,11 +18,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
 
 from backends.errors import LoadFailed, NotLoaded, OutOfMemory, Unsupported, WorkerError
+from onebox_common.wire import MAX_MESSAGE_BYTES, PARAM_METADATA_KEY
 from onebox_proto import backend_pb2 as pb
 from onebox_proto import backend_pb2_grpc as pb_grpc
 
@@ -37,9 +39,7 @@ BACKENDS: dict[str, str] = {
     "diffusion": "backends.diffusion.model:DiffusionModel",
 }
 
-PARAM_METADATA_KEY = "onebox-param"
 PARENT_POLL_SECONDS = 1.0
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 class Model(Protocol):
@@ -57,7 +57,7 @@ def load_backend_class(kind: str) -> type:
 
 
 class Servicer(pb_grpc.BackendServicer):
-    """Health, Status and LoadModel are common; every other RPC is forwarded to the loaded model."""
+    """Health and LoadModel are common; every other RPC is forwarded to the loaded model."""
 
     def __init__(self, model_name: str) -> None:
         self._model_name = model_name
@@ -66,13 +66,6 @@ class Servicer(pb_grpc.BackendServicer):
 
     def Health(self, request: pb.HealthRequest, context: grpc.ServicerContext) -> pb.HealthResponse:
         return pb.HealthResponse(model=self._model_name, loaded=self._model is not None)
-
-    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
-        import psutil
-
-        return pb.StatusResponse(
-            loaded=self._model is not None, resident_bytes=psutil.Process().memory_info().rss
-        )
 
     def LoadModel(self, request: pb.LoadModelRequest, context: grpc.ServicerContext) -> pb.LoadModelResponse:
         with self._load_lock:
@@ -99,16 +92,30 @@ class Servicer(pb_grpc.BackendServicer):
         return method(request, context)
 
 
-def abort_with(context: grpc.ServicerContext, error: BaseException) -> None:
-    """The one mapping from a worker exception to a gRPC status (context.abort raises)."""
+@dataclass(frozen=True)
+class RpcStatus:
+    code: grpc.StatusCode
+    details: str
+    param: str | None = None  # sent as the PARAM_METADATA_KEY trailing metadata
+
+
+def rpc_status(error: BaseException) -> RpcStatus:
+    """The one mapping from a worker exception to a gRPC status."""
     if isinstance(error, WorkerError):
-        if error.param:
-            context.set_trailing_metadata(((PARAM_METADATA_KEY, error.param),))
-        context.abort(error.code, error.message)
+        return RpcStatus(error.code, error.message, error.param)
     if isinstance(error, MemoryError):
-        context.abort(OutOfMemory.code, "the worker ran out of memory")
-    log.exception("unexpected error in worker", exc_info=error)
-    context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
+        return RpcStatus(OutOfMemory.code, "the worker ran out of memory")
+    return RpcStatus(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
+
+
+def abort_with(context: grpc.ServicerContext, error: BaseException) -> None:
+    """End the RPC with the error's status (context.abort raises); a surprise is logged with its traceback."""
+    status = rpc_status(error)
+    if not isinstance(error, WorkerError | MemoryError):
+        log.exception("unexpected error in worker", exc_info=error)
+    if status.param:
+        context.set_trailing_metadata(((PARAM_METADATA_KEY, status.param),))
+    context.abort(status.code, status.details)
 
 
 def guard_unary(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -135,7 +142,7 @@ def guard_stream(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator
 
 def guarded_servicer(servicer: Servicer) -> Servicer:
     """Wrap every RPC of the service so exceptions leave the worker as status codes, never tracebacks."""
-    common = {"Health", "Status", "LoadModel"}
+    common = {"Health", "LoadModel"}
     for method in pb.DESCRIPTOR.services_by_name["Backend"].methods:
         name = method.name
         target = getattr(servicer, name) if name in common else functools.partial(servicer.forward, name)

@@ -25,7 +25,7 @@ from pathlib import Path
 from harness import REPO, onebox_server
 
 from backends.embeddings.model import EmbeddingsModel
-from frontend.config import load_model_config
+from onebox_common.model_config import load_model_config
 from onebox_proto import backend_pb2 as pb
 
 GOAL_RATIO = 0.9  # onebox / in-process at batch 32

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from backends.diffusion.model import DiffusionModel  # noqa: E402
-from frontend.config import load_model_config  # noqa: E402
+from onebox_common.model_config import load_model_config  # noqa: E402
 from onebox_proto import backend_pb2 as pb  # noqa: E402
 from tests.e2e.conftest import OneboxServer  # noqa: E402
 from tests.e2e.test_images import MODEL, build_tiny_pipeline  # noqa: E402

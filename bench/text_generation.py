@@ -26,7 +26,7 @@ import llama_cpp
 from harness import REPO, onebox_server
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from frontend.config import ModelConfig, load_model_config
+from onebox_common.model_config import ModelConfig, load_model_config
 
 SEED = 1234
 PROMPTS = (

@@ -9,17 +9,22 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from frontend import backend_admin, chat, completions, embeddings, health, models, rerank, security, tokenize
-from frontend.audio import routes as audio_routes
-from frontend.audio import uploads_ctx
-from frontend.config import ModelRegistry, ServerConfig
-from frontend.errors import APIError, error_middleware
-from frontend.gallery_api import installer_ctx as gallery_ctx
-from frontend.gallery_api import routes as gallery_routes
-from frontend.generated_files import GENERATED, GeneratedFiles, generated_files_ctx
-from frontend.images import routes as image_routes
-from frontend.manager import ProcessManager, Spawn
-from frontend.state import CONFIG, MANAGER, READY, REGISTRY
+from frontend import security
+from frontend.api import admin, embeddings, health, models, rerank, tokenize
+from frontend.api.audio.routes import routes as audio_routes
+from frontend.api.audio.routes import uploads_ctx
+from frontend.api.errors import error_middleware
+from frontend.api.gallery import installer_ctx as gallery_ctx
+from frontend.api.gallery import routes as gallery_routes
+from frontend.api.images.files import GENERATED, GeneratedFiles, generated_files_ctx
+from frontend.api.images.routes import routes as image_routes
+from frontend.api.text import chat, completions
+from frontend.config import ServerConfig
+from frontend.errors import APIError
+from frontend.state import CONFIG, LISTENING, MANAGER, READY, REGISTRY
+from frontend.workers.manager import ProcessManager, Spawn
+from onebox_common.model_config import ModelConfig
+from onebox_common.registry import ModelRegistry, UnknownModel
 
 log = logging.getLogger("onebox.app")
 
@@ -32,6 +37,7 @@ def create_app(config: ServerConfig, spawn: Spawn | None = None) -> web.Applicat
     app[CONFIG] = config
     app[REGISTRY] = ModelRegistry(config.models_path)
     app[READY] = {"ready": False, "pending": list(config.preload)}
+    app[LISTENING] = asyncio.Event()  # set by whoever binds the sockets (the CLI), once they listen
     app[GENERATED] = GeneratedFiles(config.generated_path, config.generated_max_age)
 
     async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -44,7 +50,7 @@ def create_app(config: ServerConfig, spawn: Spawn | None = None) -> web.Applicat
     app.router.add_routes(audio_routes)
     app.cleanup_ctx.append(generated_files_ctx)
     app.router.add_routes(image_routes)
-    for module in (health, models, chat, completions, embeddings, rerank, tokenize, backend_admin):
+    for module in (health, models, chat, completions, embeddings, rerank, tokenize, admin):
         app.router.add_routes(module.routes)
     return app
 
@@ -60,6 +66,7 @@ async def watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def preload_ctx(app: web.Application) -> AsyncIterator[None]:
     """Load the --preload models in the background: /healthz answers at once, /readyz once they are up."""
+    app[REGISTRY].all()  # read every YAML now, so that a bad one is logged at start-up, not at first use
     task = asyncio.create_task(preload(app))
     yield
     task.cancel()
@@ -72,7 +79,20 @@ async def preload(app: web.Application) -> None:
     for name in list(state["pending"]):
         try:
             await app[MANAGER].ensure_ready(name)
-        except APIError as error:
-            log.error("preloading %s failed: %s", name, error.message)
+        except (APIError, UnknownModel) as error:
+            log.error("preloading %s failed: %s", name, error)
         state["pending"].remove(name)
     state["ready"] = True
+    await app[LISTENING].wait()
+    log.info("%s", ready_message(app[CONFIG], app[REGISTRY].all()))
+
+
+def ready_message(config: ServerConfig, models: list[ModelConfig]) -> str:
+    """What a new user needs next: where to point a client, and the model names to ask for."""
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    url = f"http://{host}:{config.port}"
+    served = ", ".join(f"{m.name} ({m.backend})" for m in models)
+    if not served:
+        served = f"none yet: add a YAML to {config.models_path} or see `onebox models available`"
+    # one line, as every log entry: the address, the base URL clients take, and the names they ask for
+    return f"ready on {url}, OpenAI-compatible base URL {url}/v1; models: {served}"

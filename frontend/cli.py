@@ -15,9 +15,10 @@ from aiohttp import web
 from frontend.app import create_app
 from frontend.config import ServerConfig
 from frontend.security import RequestIdFilter, parse_api_keys, parse_origins, public_bind_refusal
-from frontend.units import parse_duration, parse_size
+from frontend.state import LISTENING
 from gallery.cli import add_gallery_flags, add_models_parser
 from gallery.cli import main as models_main
+from onebox_common.units import parse_duration, parse_size
 
 log = logging.getLogger("onebox")
 
@@ -182,17 +183,23 @@ def main(argv: list[str] | None = None) -> int:
     if not config.models_path.is_dir():
         log.error("models path %s is not a folder", config.models_path)
         return 2
-    log.info("serving models from %s on http://%s:%d", config.models_path, config.host, config.port)
-    web.run_app(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        # a client that disconnects cancels its handler, and with it the worker's generation
-        handler_cancellation=True,
-        access_log=logging.getLogger("onebox.access"),
-        access_log_format='%a "%r" %s %b %Tfs request_id=%{X-Request-ID}o',
-        print=None,
-    )
+    log.info("starting: models from %s, listening on %s:%d", config.models_path, config.host, config.port)
+    app = create_app(config)
+    try:
+        web.run_app(
+            app,
+            host=config.host,
+            port=config.port,
+            # a client that disconnects cancels its handler, and with it the worker's generation
+            handler_cancellation=True,
+            access_log=logging.getLogger("onebox.access"),
+            access_log_format='%a "%r" %s %b %Tfs request_id=%{X-Request-ID}o',
+            # aiohttp calls this once every socket listens: the moment the ready line may be logged
+            print=lambda _banner: app[LISTENING].set(),
+        )
+    except OSError as error:
+        log.error("cannot listen on %s:%d: %s", config.host, config.port, error.strerror or error)
+        return 1
     return 0
 
 

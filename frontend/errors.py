@@ -1,14 +1,10 @@
-"""Typed API errors, rendered in one place as OpenAI-shaped JSON or as an SSE error event."""
+"""Typed API errors: what went wrong, with the HTTP status, type and code it carries to the client.
+
+Raised anywhere (the worker lifecycle included, which never imports aiohttp); rendered to the wire in one
+place, frontend/api/errors.py.
+"""
 
 from __future__ import annotations
-
-import json
-import logging
-from collections.abc import Awaitable, Callable
-
-from aiohttp import web
-
-log = logging.getLogger("onebox.http")
 
 
 class APIError(Exception):
@@ -74,49 +70,3 @@ class WorkerFailed(APIError):
     """A model's worker could not start, load, or finish a request; the message carries the cause."""
 
     code = "worker_failed"
-
-
-def render(error: APIError) -> web.Response:
-    return web.json_response(error.body(), status=error.status, headers=error.headers)
-
-
-def sse_error_event(error: APIError) -> bytes:
-    """The same error, for a stream whose 200 status line has already gone out."""
-    return b"data: " + json.dumps(error.body()).encode() + b"\n\ndata: [DONE]\n\n"
-
-
-_HTTP_ERRORS: dict[int, type[APIError]] = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
-
-
-def from_http_exception(exc: web.HTTPException) -> APIError:
-    """aiohttp raises its own exceptions for routing and body-size failures; give them our shape."""
-    kind = _HTTP_ERRORS.get(exc.status)
-    if kind is PayloadTooLarge:
-        return PayloadTooLarge("the request body is larger than this server accepts")
-    if kind is not None:
-        return kind(exc.reason or "not found")
-    error = APIError(exc.reason or "error")
-    error.status = exc.status
-    error.type = "invalid_request_error" if exc.status < 500 else "server_error"
-    error.code = None
-    return error
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except APIError as error:
-        if error.status >= 500:
-            log.warning("%s %s -> %d: %s", request.method, request.path, error.status, error.message)
-        return render(error)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return render(from_http_exception(exc))
-    except Exception:
-        log.exception("unhandled error serving %s %s", request.method, request.path)
-        return render(APIError("internal server error"))

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from frontend.api.errors import Handler, render
 from frontend.config import ServerConfig
-from frontend.errors import APIError, Handler, Unauthorized, render
+from frontend.errors import APIError, Unauthorized
 
 log = logging.getLogger("onebox.security")
 

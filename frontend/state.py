@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
-from frontend.config import ModelRegistry, ServerConfig
-from frontend.manager import ProcessManager
+from frontend.config import ServerConfig
+from frontend.workers.manager import ProcessManager
+from onebox_common.registry import ModelRegistry
 
 CONFIG = web.AppKey("config", ServerConfig)
 REGISTRY = web.AppKey("registry", ModelRegistry)
 MANAGER = web.AppKey("manager", ProcessManager)
 READY = web.AppKey("ready", dict)
+LISTENING = web.AppKey("listening", asyncio.Event)

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from frontend.config import ModelRegistry
 from gallery.index import GalleryError, GallerySource, parse_galleries
 from gallery.installer import Installer
 from gallery.jobs import Job, Phase
+from onebox_common.registry import ModelRegistry
 
 log = logging.getLogger("onebox.gallery")
 

@@ -13,7 +13,8 @@ from pathlib import Path, PurePosixPath
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from frontend.config import MODEL_NAME
+from onebox_common.names import MODEL_NAME
+from onebox_common.options import problem
 
 
 class GalleryError(Exception):
@@ -112,9 +113,7 @@ def parse_entry(raw: object, source: str) -> Entry:
     try:
         return Entry.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise InvalidEntry(f"{source}: key {key!r}: {first['msg']}") from None
+        raise InvalidEntry(f"{source}: {problem(error)}") from None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import aiohttp
 import yaml
 from pydantic import ValidationError
 
-from frontend.config import MODEL_NAME, ModelConfig
 from gallery.download import DownloadError, check_room, fetch, http_url
 from gallery.index import (
     AlreadyInstalled,
@@ -35,6 +34,9 @@ from gallery.index import (
 )
 from gallery.jobs import Job, Phase
 from gallery.pypi import sha256_of
+from onebox_common.model_config import ModelConfig
+from onebox_common.names import MODEL_NAME
+from onebox_common.options import problem
 
 log = logging.getLogger("onebox.gallery")
 
@@ -296,9 +298,7 @@ def model_yaml(entry: Entry, name: str, overrides: dict, models_path: Path) -> d
     try:
         ModelConfig.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise InvalidEntry(f"{entry.name}: config key {key!r}: {first['msg']}") from None
+        raise InvalidEntry(f"{entry.name}: config {problem(error)}") from None
     return data
 
 

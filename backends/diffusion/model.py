@@ -2,7 +2,8 @@
 
 The model's `file` is a diffusers pipeline folder (model_index.json and its component folders) or a single
 checkpoint file (.safetensors / .ckpt) loaded with `from_single_file`; `options.config` may name a local
-pipeline folder that gives such a checkpoint its component configs. Options: backends/diffusion/options.py.
+pipeline folder that gives such a checkpoint its component configs. Options: DiffusionOptions in
+onebox_common/options.py.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import grpc
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # progress bars flood the worker log
 
-from backends.diffusion.options import Options
 from backends.errors import InvalidRequest, LoadFailed, OutOfMemory, WorkerError
+from backends.options import load_options
+from onebox_common.options import DiffusionOptions
 from onebox_proto import backend_pb2 as pb
 
 try:
@@ -47,7 +49,7 @@ class Cancelled(WorkerError):
 class DiffusionModel:
     def __init__(self, request: pb.LoadModelRequest) -> None:
         started = time.perf_counter()
-        self._options = Options.parse(request.options_json)
+        self._options = load_options(DiffusionOptions, request.options_json)
         self._device = "cuda" if torch.cuda.is_available() else "cpu"
         if request.threads:
             torch.set_num_threads(request.threads)
@@ -102,7 +104,7 @@ class DiffusionModel:
         return pb.GenerateImageResponse(images=[png_bytes(image) for image in result.images])
 
 
-def load_pipeline(path: Path, options: Options, dtype: torch.dtype) -> Any:
+def load_pipeline(path: Path, options: DiffusionOptions, dtype: torch.dtype) -> Any:
     if path.is_file():
         pipeline = pipeline_class(options.pipeline, single_file=True)
         config = {"config": str(inside(path.parent, options.config))} if options.config else {}

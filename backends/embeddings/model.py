@@ -10,14 +10,11 @@ outputs one logit, and Rerank's score is its sigmoid (sentence-transformers' Cro
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import grpc
 from tokenizers import Tokenizer
@@ -27,39 +24,18 @@ from backends.embeddings.inputs import check_ids, fit_window, input_param, too_l
 from backends.embeddings.pooling import cosine_scores, l2_normalize
 from backends.embeddings.sentence_config import read_sentence_config
 from backends.errors import InvalidRequest, Unsupported
+from backends.options import load_options
+from onebox_common.options import EmbeddingsOptions
 from onebox_proto import backend_pb2 as pb
 
 log = logging.getLogger("onebox.worker.embeddings")
-
-
-@dataclass(frozen=True)
-class Options:
-    """The `options:` of the model's YAML that this backend reads; the frontend reads the others."""
-
-    onnx_file: str = "model.onnx"
-    tokenizer_file: str = "tokenizer.json"
-    batch_size: int = 32
-    max_seq_length: int = 0  # 0: the model's own window
-    cross_encoder: bool = False
-
-    @classmethod
-    def parse(cls, options_json: str) -> Options:
-        raw: dict[str, Any] = json.loads(options_json or "{}")
-        values = {f.name: raw[f.name] for f in fields(cls) if f.name in raw}
-        for f in fields(cls):
-            if f.name in values and type(values[f.name]) is not type(getattr(cls, f.name)):
-                raise InvalidRequest(f"option {f.name!r} must be a {f.type}, got {values[f.name]!r}")
-        options = cls(**values)
-        if options.batch_size < 1 or options.max_seq_length < 0:
-            raise InvalidRequest("options batch_size must be >= 1 and max_seq_length >= 0")
-        return options
 
 
 class EmbeddingsModel:
     def __init__(self, request: pb.LoadModelRequest) -> None:
         started = time.perf_counter()
         folder = Path(request.model_path)
-        options = Options.parse(request.options_json)
+        options = load_options(EmbeddingsOptions, request.options_json)
         sentence = read_sentence_config(folder)
         self._window = min(options.max_seq_length or sentence.window, request.context_size or sentence.window)
         tokenizer_path = inside(folder, options.tokenizer_file)

@@ -13,10 +13,9 @@ import numpy as np
 
 from backends.embeddings.inputs import check_ids, fit_window, input_param
 from backends.embeddings.pooling import l2_normalize
-from backends.errors import InvalidRequest
 from onebox_proto import backend_pb2 as pb
 
-# `pooling` in the YAML's options; left out, the GGUF's own (a causal model has none: its tokens are averaged)
+# `pooling` in the YAML's options (LlamaCppOptions checks the name); left out, the GGUF's own
 POOLING = {
     "mean": llama_cpp.LLAMA_POOLING_TYPE_MEAN,
     "cls": llama_cpp.LLAMA_POOLING_TYPE_CLS,
@@ -24,14 +23,8 @@ POOLING = {
 }
 
 
-def pooling_type(options: dict) -> int:
-    name = options.get("pooling")
-    if name is None:
-        return llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED
-    try:
-        return POOLING[name]
-    except KeyError:
-        raise InvalidRequest(f"option pooling must be one of {', '.join(POOLING)}, got {name!r}") from None
+def pooling_type(name: str | None) -> int:
+    return llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED if name is None else POOLING[name]
 
 
 def window(llm: llama_cpp.Llama) -> int:

@@ -24,8 +24,10 @@ from llama_cpp.llama_grammar import LlamaGrammar
 from backends.embeddings.pooling import cosine_scores
 from backends.errors import InvalidRequest
 from backends.llamacpp import embedding
+from backends.options import load_options
 from backends.streaming import prefetched
 from backends.text import StopMatcher, Utf8Stream
+from onebox_common.options import LlamaCppOptions
 from onebox_proto import backend_pb2 as pb
 
 log = logging.getLogger("onebox.worker.llama-cpp")
@@ -56,7 +58,7 @@ class LlamaCppModel:
     def __init__(self, request: pb.LoadModelRequest) -> None:
         started = time.perf_counter()
         threads = request.threads or os.cpu_count() or 1
-        options = json.loads(request.options_json or "{}")
+        options = load_options(LlamaCppOptions, request.options_json)
         # verbose=True keeps stderr open during the load (see forward_ggml_log); its chatty Python
         # prints (metadata dumps, per-request cache notes) are discarded.
         with contextlib.redirect_stderr(io.StringIO()):
@@ -65,9 +67,9 @@ class LlamaCppModel:
                 n_ctx=request.context_size or 0,
                 n_threads=threads,
                 n_threads_batch=threads,
-                n_batch=int(options.get("batch_size", 512)),
+                n_batch=options.batch_size,
                 embedding=request.embeddings,
-                pooling_type=embedding.pooling_type(options),
+                pooling_type=embedding.pooling_type(options.pooling),
                 verbose=True,
             )
         self._llm.verbose = False
@@ -278,7 +280,7 @@ def token_logprob(llm: llama_cpp.Llama, token: int, piece: bytes, top: int) -> p
 
 
 class ThreadShare:
-    """Follows the CPU share the frontend gives this worker (see ProcessManager._share_cpu)."""
+    """Follows the CPU share the frontend gives this worker (see frontend/workers/cpu_share.py)."""
 
     def __init__(self, path: str, threads: int) -> None:
         self._fd = os.open(path, os.O_RDONLY) if path and os.path.exists(path) else None
@@ -296,7 +298,7 @@ class ThreadShare:
 
 def with_tool_instructions(messages: list[dict[str, Any]], tools: list) -> list[dict[str, Any]]:
     """For templates that ignore `tools`: declare them in the system message, in the Hermes format
-    that frontend/tools.py reads back."""
+    that frontend/api/text/tools.py reads back."""
     note = (
         "You may call these functions:\n<tools>\n" + "\n".join(json.dumps(t) for t in tools) + "\n</tools>\n"
         'To call one, answer only with <tool_call>{"name": NAME, "arguments": {...}}</tool_call>'
@@ -332,11 +334,12 @@ def chat_message_dict(message: pb.ChatMessage) -> dict[str, Any]:
 
 def sampling_kwargs(params: pb.SamplingParams) -> dict[str, Any]:
     return {
-        "temp": params.temperature if params.HasField("temperature") else 0.8,
-        "top_p": params.top_p if params.HasField("top_p") else 0.95,
-        "top_k": params.top_k if params.HasField("top_k") else 40,
-        "min_p": params.min_p if params.HasField("min_p") else 0.05,
+        # every field is set by the frontend (backend.proto, SamplingParams)
+        "temp": params.temperature,
+        "top_p": params.top_p,
+        "top_k": params.top_k,
+        "min_p": params.min_p,
         "presence_penalty": params.presence_penalty,
         "frequency_penalty": params.frequency_penalty,
-        "repeat_penalty": params.repeat_penalty or 1.0,
+        "repeat_penalty": params.repeat_penalty,
     }

@@ -8,7 +8,6 @@ is otherwise ignored: the model is the voice, as an OpenAI voice name says nothi
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -17,7 +16,9 @@ import grpc
 import numpy as np
 
 from backends.errors import InvalidRequest, LoadFailed
+from backends.options import load_options
 from backends.tts.encode import encode
+from onebox_common.options import TtsOptions
 from onebox_proto import backend_pb2 as pb
 
 log = logging.getLogger("onebox.worker.tts")
@@ -30,7 +31,7 @@ class PiperModel:
         except ImportError:
             raise LoadFailed("the tts backend needs piper-tts (GPL-3.0): pip install 'onebox[tts]'") from None
         started = time.perf_counter()
-        onnx = find_onnx(Path(request.model_path), json.loads(request.options_json or "{}").get("onnx_file"))
+        onnx = find_onnx(Path(request.model_path), load_options(TtsOptions, request.options_json).onnx_file)
         config = onnx.with_name(onnx.name + ".json")
         self._voice = PiperVoice.load(str(onnx), config_path=str(config), use_cuda=False)
         self._speakers: dict[str, int] = self._voice.config.speaker_id_map or {}

@@ -3,12 +3,11 @@
 The model's `file` is the folder holding model.bin, config.json, tokenizer.json and vocabulary.txt. It never
 reaches for a model hub: the manager starts workers with HF_HUB_OFFLINE=1 and the folder is a local path.
 The frontend writes each upload into its upload folder; this worker decodes it (PyAV, which reads wav, mp3,
-flac, ogg, webm, m4a and more) and never deletes it. `options:` compute_type (int8), beam_size (5).
+flac, ogg, webm, m4a and more) and never deletes it. Options: WhisperOptions in onebox_common/options.py.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -22,6 +21,8 @@ from faster_whisper.audio import decode_audio
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
 from backends.errors import InvalidRequest
+from backends.options import load_options
+from onebox_common.options import WhisperOptions
 from onebox_proto import backend_pb2 as pb
 
 log = logging.getLogger("onebox.worker.whisper")
@@ -35,12 +36,12 @@ TASKS = {pb.TRANSCRIBE_TASK_TRANSCRIBE: "transcribe", pb.TRANSCRIBE_TASK_TRANSLA
 class WhisperModel:
     def __init__(self, request: pb.LoadModelRequest) -> None:
         started = time.perf_counter()
-        options = json.loads(request.options_json or "{}")
-        self._beam_size = int(options.get("beam_size", 5))
+        options = load_options(WhisperOptions, request.options_json)
+        self._beam_size = options.beam_size
         self._model = FasterWhisper(
             str(Path(request.model_path)),
             device="cpu",
-            compute_type=str(options.get("compute_type", "int8")),
+            compute_type=options.compute_type,
             cpu_threads=request.threads or os.cpu_count() or 1,
             local_files_only=True,
         )

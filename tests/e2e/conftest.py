@@ -65,14 +65,29 @@ def make_models_dir(dest: Path) -> Path:
 class OneboxServer:
     """A real server process, like a user's `onebox run`."""
 
-    def __init__(self, models_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        models_path: Path,
+        *args: str,
+        env: dict[str, str | None] | None = None,
+        command: list[str] | None = None,
+        cwd: Path = REPO,
+    ) -> None:
+        """`env` adds to this process's environment (None unsets a variable); `command` replaces
+        `python -m frontend.cli`, e.g. with the installed console script."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "frontend.cli", "run", "--address", f"127.0.0.1:{self.port}",
-                   "--models-path", str(models_path), *args]  # fmt: skip
+        address = f"127.0.0.1:{self.port}"
+        command = [*(command or [sys.executable, "-m", "frontend.cli"]), "run",
+                   "--address", address, "--models-path", str(models_path), *args]  # fmt: skip
         self.log = open(models_path.parent / f"server-{self.port}.log", "w+")  # noqa: SIM115
+        environment = {**os.environ, **(env or {})}
         self.process = subprocess.Popen(
-            command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            command,
+            cwd=cwd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in environment.items() if v is not None},
         )
         self._wait_alive()
 

@@ -2,8 +2,12 @@
 
 Run as a script, it stands in for `python -m backends.runner` and accepts the same arguments. Every backend
 kind maps to FakeModel here, so tests can use model YAMLs that pass the frontend's validation
-(ModelConfig.backend is a Literal of the real kinds). What the fake does is set by the YAML's `options`
-(LoadModelRequest.options_json):
+(ModelConfig.backend is a Literal of the real kinds, and `options` are checked against that kind's).
+
+What the fake does is set by its "weights": the model's file (LoadModelRequest.model_path) holds a JSON
+object of these behaviours, written by tests/unit/conftest.py's write_model. They live there, not in the
+YAML's `options`, so that production validation knows nothing of the fake and needs no escape hatch: the
+model file is the one thing a real backend interprets as it likes, and the fake does the same.
 
     fail_on_load: "message"   raise RuntimeError(message) from LoadModel
     crash_on_load: true       print a line, then os._exit(3) inside LoadModel
@@ -46,7 +50,7 @@ def say(line: str) -> None:
 
 class FakeModel:
     def __init__(self, request: pb.LoadModelRequest) -> None:
-        self._options = json.loads(request.options_json or "{}")
+        self._options = behaviours(Path(request.model_path))
         self._context_size = request.context_size or 2048
         self._child: subprocess.Popen | None = None
         if length := self._options.get("long_line_bytes"):
@@ -96,6 +100,15 @@ class FakeModel:
             prompt_tokens=len(words),
             completion_tokens=produced,
         )
+
+
+def behaviours(weights: Path) -> dict:
+    """The JSON object in the stand-in weights file; none when it holds something else."""
+    try:
+        found = json.loads(weights.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def prompt_text(request: pb.GenerateRequest) -> str:

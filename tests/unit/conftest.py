@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,8 +14,10 @@ import psutil
 import pytest
 import yaml
 
-from frontend.config import ModelConfig, ModelRegistry, ServerConfig
-from frontend.manager import ProcessManager
+from frontend.config import ServerConfig
+from frontend.workers.manager import ProcessManager
+from onebox_common.model_config import ModelConfig
+from onebox_common.registry import ModelRegistry
 
 FAKE_WORKER = Path(__file__).resolve().parents[1] / "fakes" / "fake_worker.py"
 
@@ -30,14 +33,13 @@ def models_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def write_model(models_path: Path) -> WriteModel:
-    """Write models/<name>.yaml (and a stand-in weights file); `options` configure the fake worker."""
+    """Write models/<name>.yaml and its stand-in weights file, which holds the fake worker's `behaviour`
+    as JSON (see tests/fakes/fake_worker.py); `fields` go into the YAML."""
 
-    def write(name: str = "echo", options: dict | None = None, **fields: object) -> Path:
+    def write(name: str = "echo", behaviour: dict | None = None, **fields: object) -> Path:
         weights = models_path / f"{name}.gguf"
-        weights.write_bytes(b"not really weights")
+        weights.write_text(json.dumps(behaviour or {}))
         data = {"name": name, "backend": "llama-cpp", "file": weights.name, **fields}
-        if options:
-            data["options"] = options
         yaml_path = models_path / f"{name}.yaml"
         yaml_path.write_text(yaml.safe_dump(data))
         return yaml_path

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from frontend.backend_client import Generation, Sampling
-from frontend.manager import Worker
+from frontend.workers.client import Generation, Sampling
+from frontend.workers.worker import Worker
 
 SAMPLING = Sampling(temperature=0.0, top_p=1.0, top_k=1, min_p=0.0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,26 @@ async def test_readyz_returns_200_when_nothing_is_preloaded(client) -> None:
     response = await client.get("/readyz")
     assert response.status == 200
     assert (await response.json())["status"] == "ready"
+
+
+async def test_unknown_model_message_is_openais(client) -> None:
+    response = await client.get("/v1/models/ghost")
+    error = assert_openai_error(await response.json())
+    assert error["message"] == (
+        "the model 'ghost' does not exist; GET /v1/models lists the models this server offers"
+    )
+    assert (error["type"], error["param"]) == ("invalid_request_error", "model")
+
+
+async def test_bad_yaml_is_logged_at_start_up_and_its_model_is_a_404(
+    aiohttp_client, models_path: Path, write_model, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_model("good")
+    write_model("typo", options={"batch_sise": 8})
+    with caplog.at_level(logging.ERROR, logger="onebox.config"):
+        client = await aiohttp_client(create_app(ServerConfig(models_path=models_path)))
+        assert any("typo.yaml: key 'options.batch_sise'" in r.getMessage() for r in caplog.records)
+    assert [m["id"] for m in (await (await client.get("/v1/models")).json())["data"]] == ["good"]
+    response = await client.post(CHAT, json={"model": "typo", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status == 404
+    assert assert_openai_error(await response.json())["code"] == "model_not_found"

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from backends.tts.encode import FORMATS, PCM_RATE, encode
+from frontend.api.audio.render import srt, timestamp, vtt
+from frontend.api.audio.routes import TranscriptionRequest
+from frontend.api.audio.upload import UPLOADS
 from frontend.app import create_app
-from frontend.audio import TranscriptionRequest
-from frontend.audio_render import srt, timestamp, vtt
-from frontend.audio_upload import UPLOADS
-from frontend.backend_client import Segment
 from frontend.config import ServerConfig
 from frontend.errors import InvalidRequest
+from frontend.workers.client import Segment
 
 LIMIT = 64 * 1024
 

@@ -1,4 +1,5 @@
-"""frontend/config.py: model YAMLs are validated once, and model names are lookup keys, never paths."""
+"""onebox_common/model_config.py and registry.py: model YAMLs are validated once, and model names are lookup
+keys, never paths."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from frontend.config import ConfigError, ModelRegistry, load_model_config
-from frontend.errors import InvalidRequest, ModelNotFound
+from frontend.api.parsing import model_name
+from frontend.errors import InvalidRequest
+from onebox_common.model_config import ConfigError, load_model_config
+from onebox_common.registry import ModelRegistry, UnknownModel
 
 
 def write_yaml(folder: Path, filename: str, data: object) -> Path:
@@ -112,7 +115,7 @@ def test_registry_forgets_a_deleted_yaml(models_path: Path) -> None:
     registry = ModelRegistry(models_path)
     assert registry.get("gone")
     path.unlink()
-    with pytest.raises(ModelNotFound):
+    with pytest.raises(UnknownModel):
         registry.get("gone")
 
 
@@ -131,19 +134,25 @@ def test_registry_picks_up_an_edited_yaml(models_path: Path) -> None:
     ["../../etc/passwd", "/etc/passwd", "a\x00b", "..", "a/b", "", " spaced", "x" * 200],
     ids=["dotdot", "absolute", "nul", "bare-dotdot", "slash", "empty", "leading-space", "too-long"],
 )
-def test_model_name_that_is_not_a_plain_name_is_a_400(models_path: Path, name: str) -> None:
+def test_model_name_that_is_not_a_plain_name_is_a_400_at_the_api_edge(name: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        ModelRegistry(models_path).get(name)
+        model_name(name)
     assert caught.value.status == 400
     assert caught.value.param == "model"
 
 
-def test_unknown_well_formed_model_name_is_a_404(models_path: Path) -> None:
-    with pytest.raises(ModelNotFound) as caught:
+def test_model_name_that_is_a_path_is_only_a_lookup_key_to_the_registry(models_path: Path) -> None:
+    (models_path.parent / "passwd.yaml").write_text(yaml.safe_dump(valid("passwd")))
+    with pytest.raises(UnknownModel):
+        ModelRegistry(models_path).get("../passwd")
+
+
+def test_unknown_well_formed_model_name_is_unknown_model(models_path: Path) -> None:
+    with pytest.raises(UnknownModel) as caught:
         ModelRegistry(models_path).get("no-such-model")
-    assert caught.value.status == 404
+    assert caught.value.name == "no-such-model"
 
 
 def test_model_name_with_a_trailing_newline_is_a_400(models_path: Path) -> None:
     with pytest.raises(InvalidRequest):
-        ModelRegistry(models_path).get("tiny\n")
+        model_name("tiny\n")

@@ -1,4 +1,5 @@
-"""frontend/errors.py: one OpenAI error shape, as JSON and as an SSE event, and a plain 500 for surprises."""
+"""frontend/errors.py and frontend/api/errors.py: one OpenAI error shape, as JSON and as an SSE event, and a
+plain 500 for surprises."""
 
 from __future__ import annotations
 
@@ -6,15 +7,8 @@ import json
 
 from aiohttp import web
 
-from frontend.errors import (
-    APIError,
-    InvalidRequest,
-    ModelNotFound,
-    PayloadTooLarge,
-    error_middleware,
-    from_http_exception,
-    sse_error_event,
-)
+from frontend.api.errors import error_middleware, from_http_exception, sse_error_event
+from frontend.errors import APIError, InvalidRequest, ModelNotFound, PayloadTooLarge
 
 
 def test_error_body_has_the_openai_shape() -> None:

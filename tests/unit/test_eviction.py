@@ -1,11 +1,11 @@
-"""frontend/eviction.py: the eviction policy, with literal inputs."""
+"""frontend/workers/eviction.py: the eviction policy, with literal inputs."""
 
 from __future__ import annotations
 
 import pytest
 
-from frontend.eviction import Limits, Loaded, Plan, hung, idle_expired, plan_floor, plan_load
-from frontend.units import parse_duration, parse_size
+from frontend.workers.eviction import Limits, Loaded, Plan, hung, idle_expired, plan_floor, plan_load
+from onebox_common.units import parse_duration, parse_size
 
 GiB = 1024**3
 

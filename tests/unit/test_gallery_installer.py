@@ -222,6 +222,12 @@ async def test_bad_override_fails_before_any_download(files, installer) -> None:
         installer.apply(entry(f"{base}/file.bin"), "test@tiny", overrides={"context_size": 1})
 
 
+async def test_misspelled_option_override_fails_naming_the_key(files, installer) -> None:
+    _, base = files
+    with pytest.raises(InvalidEntry, match=r"tiny: config key 'options\.batch_sise'"):
+        installer.apply(entry(f"{base}/file.bin"), "test@tiny", overrides={"options": {"batch_sise": 8}})
+
+
 def test_huggingface_uris_become_resolve_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
     expected = "https://huggingface.co/owner/repo/resolve/main/dir/file.gguf"

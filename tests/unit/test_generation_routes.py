@@ -73,6 +73,14 @@ async def test_completion_echo_is_refused_not_ignored(client, write_model) -> No
     assert (await response.json())["error"]["param"] == "echo"
 
 
+async def test_too_many_stops_are_refused_before_any_worker_starts(client, write_model, spawner) -> None:
+    write_model("echo")
+    response = await client.post(CHAT, json=chat("hi", stop=[str(i) for i in range(17)]))
+    assert response.status == 400
+    assert (await response.json())["error"]["param"] == "stop"
+    assert spawner.count == 0
+
+
 async def test_chat_stream_announces_the_role_streams_text_and_ends_with_done(client, write_model) -> None:
     write_model("echo")
     response = await client.post(CHAT, json=chat("one two", stream=True))
@@ -87,7 +95,7 @@ async def test_chat_stream_announces_the_role_streams_text_and_ends_with_done(cl
 
 
 async def test_load_failure_returns_500_worker_failed_with_the_cause(client, write_model) -> None:
-    write_model("echo", options={"fail_on_load": "weights are corrupt"})
+    write_model("echo", behaviour={"fail_on_load": "weights are corrupt"})
     response = await client.post(CHAT, json=chat("hi"))
     assert response.status == 500
     error = (await response.json())["error"]
@@ -96,7 +104,7 @@ async def test_load_failure_returns_500_worker_failed_with_the_cause(client, wri
 
 
 async def test_crash_mid_stream_ends_the_stream_with_an_sse_error_event(client, write_model) -> None:
-    write_model("echo", options={"crash_after_tokens": 1, "token_delay": 0.2})
+    write_model("echo", behaviour={"crash_after_tokens": 1, "token_delay": 0.2})
     # A read timeout, so that a stream that never ends fails the test instead of hanging it.
     timeout = aiohttp.ClientTimeout(sock_read=3)
     response = await client.post(CHAT, json=chat("one two three", stream=True), timeout=timeout)
@@ -122,7 +130,7 @@ async def test_preloaded_model_is_served_by_the_preloaded_worker(
 async def test_readyz_returns_503_naming_the_models_still_preloading(
     aiohttp_client, server_config: ServerConfig, spawner, write_model
 ) -> None:
-    write_model("slow", options={"load_delay": 0.5})
+    write_model("slow", behaviour={"load_delay": 0.5})
     config = dataclasses.replace(server_config, preload=("slow",))
     client = await aiohttp_client(create_app(config, spawn=spawner))
     response = await client.get("/readyz")

@@ -1,4 +1,5 @@
-"""frontend/images.py parsing, frontend/generated_files.py names and sweeping, the diffusion backend's OOM."""
+"""frontend/api/images/routes.py parsing, frontend/api/images/files.py names and sweeping, the diffusion
+backend's OOM and options."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from frontend.api.images.files import GeneratedFiles
+from frontend.api.images.routes import ImageRequest
+from frontend.api.parsing import parse
 from frontend.errors import InvalidRequest
-from frontend.generated_files import GeneratedFiles
-from frontend.images import ImageRequest
-from frontend.parsing import parse
 
 
 def request(**fields: object) -> dict:
@@ -116,12 +117,12 @@ def test_diffusion_out_of_memory_becomes_resource_exhausted(error: Exception) ->
     import grpc
 
     from backends.diffusion.model import DiffusionModel
-    from backends.diffusion.options import Options
     from backends.errors import OutOfMemory
+    from onebox_common.options import DiffusionOptions
     from onebox_proto import backend_pb2 as pb
 
     model = object.__new__(DiffusionModel)
-    model._pipe, model._options, model._device = RaisingPipeline(error), Options(), "cpu"
+    model._pipe, model._options, model._device = RaisingPipeline(error), DiffusionOptions(), "cpu"
     model._lock = threading.Lock()
     with pytest.raises(OutOfMemory) as caught:
         model.GenerateImage(pb.GenerateImageRequest(prompt="x", width=64, height=64, n=1), ActiveContext())
@@ -132,24 +133,25 @@ def test_diffusion_out_of_memory_becomes_resource_exhausted(error: Exception) ->
 def test_diffusion_other_errors_pass_through() -> None:
     pytest.importorskip("diffusers")
     from backends.diffusion.model import DiffusionModel
-    from backends.diffusion.options import Options
+    from onebox_common.options import DiffusionOptions
     from onebox_proto import backend_pb2 as pb
 
     model = object.__new__(DiffusionModel)
-    model._pipe, model._options, model._device = RaisingPipeline(ValueError("bad")), Options(), "cpu"
+    model._pipe, model._options, model._device = RaisingPipeline(ValueError("bad")), DiffusionOptions(), "cpu"
     model._lock = threading.Lock()
     with pytest.raises(ValueError):
         model.GenerateImage(pb.GenerateImageRequest(prompt="x", width=64, height=64, n=1), ActiveContext())
 
 
 def test_diffusion_options_are_checked() -> None:
-    from backends.diffusion.options import Options
     from backends.errors import InvalidRequest as WorkerInvalid
+    from backends.options import load_options
+    from onebox_common.options import DiffusionOptions
 
-    assert Options.parse('{"steps": 4, "guidance_scale": 2}').guidance_scale == 2.0
-    assert Options.parse('{"variant": "fp16"}').variant == "fp16"
+    assert load_options(DiffusionOptions, '{"steps": 4, "guidance_scale": 2}').guidance_scale == 2.0
+    assert load_options(DiffusionOptions, '{"variant": "fp16"}').variant == "fp16"
     bad_options = ('{"steps": 0}', '{"steps": "4"}', '{"dtype": "int8"}', '{"guidance_scale": -1}',
                    '{"variant": "../x"}')  # fmt: skip
     for bad in bad_options:
         with pytest.raises(WorkerInvalid):
-            Options.parse(bad)
+            load_options(DiffusionOptions, bad)

@@ -1,4 +1,4 @@
-"""frontend/manager.py: the worker lifecycle, driven with the fake worker (tests/fakes/fake_worker.py)."""
+"""frontend/workers/manager.py: the worker lifecycle, driven with the fake worker (tests/fakes/)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import psutil
 import pytest
 
 from frontend.errors import WorkerFailed
-from frontend.manager import ProcessManager, describe_exit
+from frontend.workers.manager import ProcessManager
+from frontend.workers.processes import describe_exit
+from onebox_common.registry import UnknownModel
 from tests.unit.helpers import generate, wait_until
 
 FAKE_WORKER = Path(__file__).resolve().parents[1] / "fakes" / "fake_worker.py"
@@ -54,28 +56,36 @@ async def test_worker_serves_the_fake_models_echo(manager, write_model) -> None:
 
 
 async def test_load_failure_raises_worker_failed_with_the_models_message(manager, write_model) -> None:
-    write_model("broken", options={"fail_on_load": "weights are corrupt"})
+    write_model("broken", behaviour={"fail_on_load": "weights are corrupt"})
     with pytest.raises(WorkerFailed, match="weights are corrupt"):
         await pid_of(manager, "broken")
 
 
 async def test_next_request_after_a_load_failure_starts_a_new_worker(manager, spawner, write_model) -> None:
-    write_model("broken", options={"fail_on_load": "weights are corrupt"})
+    write_model("broken", behaviour={"fail_on_load": "weights are corrupt"})
     for _ in range(2):
         with pytest.raises(WorkerFailed):
             await pid_of(manager, "broken")
     assert spawner.count == 2
 
 
+async def test_yaml_with_a_bad_option_starts_no_worker_nor_back_off(manager, spawner, write_model) -> None:
+    write_model("typo", options={"batch_sise": 8})
+    for _ in range(3):  # as many tries as a load back-off would count: each is the same plain "unknown"
+        with pytest.raises(UnknownModel):
+            await manager.ensure_ready("typo")
+    assert spawner.count == 0
+
+
 async def test_failed_worker_process_is_stopped(manager, spawner, write_model) -> None:
-    write_model("broken", options={"fail_on_load": "weights are corrupt"})
+    write_model("broken", behaviour={"fail_on_load": "weights are corrupt"})
     with pytest.raises(WorkerFailed):
         await pid_of(manager, "broken")
     assert exited(spawner.processes[0].pid)
 
 
 async def test_crash_on_load_raises_worker_failed_with_its_last_output(manager, write_model) -> None:
-    write_model("crashy", options={"crash_on_load": True})
+    write_model("crashy", behaviour={"crash_on_load": True})
     with pytest.raises(WorkerFailed) as caught:
         await pid_of(manager, "crashy")
     assert "crashing while loading on purpose" in caught.value.message
@@ -83,7 +93,7 @@ async def test_crash_on_load_raises_worker_failed_with_its_last_output(manager, 
 
 
 async def test_crash_mid_generation_raises_worker_failed_with_its_last_output(manager, write_model) -> None:
-    write_model("crashy", options={"crash_after_tokens": 2})
+    write_model("crashy", behaviour={"crash_after_tokens": 2})
     with pytest.raises(WorkerFailed) as caught:
         async with manager.use("crashy") as worker:
             await generate(worker, "one two three four")
@@ -123,7 +133,7 @@ async def test_stop_all_leaves_no_live_process(manager, spawner, write_model) ->
 
 
 async def test_stopping_a_worker_kills_its_child_processes(manager, write_model) -> None:
-    write_model("parent", options={"start_child": True})
+    write_model("parent", behaviour={"start_child": True})
     async with manager.use("parent") as worker:
         children = psutil.Process(worker.pid).children(recursive=True)
     assert children
@@ -172,7 +182,7 @@ async def test_worker_exits_when_its_parent_dies() -> None:
 
 
 async def test_output_after_a_very_long_line_still_reaches_the_error_message(manager, write_model) -> None:
-    write_model("noisy", options={"long_line_bytes": 100_000, "crash_on_load": True})
+    write_model("noisy", behaviour={"long_line_bytes": 100_000, "crash_on_load": True})
     with pytest.raises(WorkerFailed, match="crashing while loading on purpose"):
         await pid_of(manager, "noisy")
 

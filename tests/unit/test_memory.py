@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from frontend.config import ModelConfig
-from frontend.memory import WORKER_OVERHEAD_BYTES, predict_footprint
+from frontend.workers.memory import WORKER_OVERHEAD_BYTES, predict_footprint
+from onebox_common.model_config import ModelConfig
 
 
 def folder_model(tmp_path: Path, backend: str, options: dict) -> ModelConfig:
@@ -25,5 +25,5 @@ def test_weights_kept_in_half_precision_count_once(tmp_path: Path) -> None:
 
 
 def test_other_backends_count_their_files_as_they_are(tmp_path: Path) -> None:
-    config = folder_model(tmp_path, "whisper", {"variant": "fp16"})
+    config = folder_model(tmp_path, "whisper", {})  # `variant` is a diffusion option: refused elsewhere
     assert predict_footprint(config) == WORKER_OVERHEAD_BYTES + 1000

@@ -1,13 +1,13 @@
-"""frontend/parsing.py: request bodies become typed objects, and a bad field names its `param`."""
+"""frontend/api/parsing.py: request bodies become typed objects, and a bad field names its `param`."""
 
 from __future__ import annotations
 
 import pytest
 
-from frontend.chat import ChatCompletionRequest
-from frontend.completions import CompletionRequest
+from frontend.api.parsing import param_path, parse
+from frontend.api.text.chat import ChatCompletionRequest
+from frontend.api.text.completions import CompletionRequest
 from frontend.errors import InvalidRequest
-from frontend.parsing import param_path, parse
 
 USER = [{"role": "user", "content": "hi"}]
 

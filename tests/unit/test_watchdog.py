@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from frontend.config import ModelRegistry, ServerConfig
+from frontend.config import ServerConfig
 from frontend.errors import ServiceUnavailable, WorkerFailed
-from frontend.manager import ProcessManager, Worker
+from frontend.workers.manager import ProcessManager
+from frontend.workers.worker import Worker
+from onebox_common.registry import ModelRegistry
 from tests.unit.helpers import generate, wait_until
 
 MiB = 1024 * 1024
@@ -103,7 +105,7 @@ async def test_max_active_backends_one_leaves_only_the_most_recent(make_manager,
 
 async def test_budget_that_fits_two_of_three_evicts_the_lru_one(make_manager, write_model) -> None:
     for name in ("a", "b", "c"):
-        write_model(name, options={"allocate_mib": 150})
+        write_model(name, behaviour={"allocate_mib": 150})
     # each holds ~190 MiB once loaded (150 + the runner), a new one is predicted ~130 MiB: 2 fit, 3 not
     manager = make_manager(memory_budget_bytes=450 * MiB)
     await touch(manager, "a")
@@ -162,8 +164,8 @@ async def test_busy_worker_is_evicted_when_forced(make_manager, write_model) -> 
 
 async def test_hung_worker_is_killed_and_a_slow_one_is_not(make_manager, write_model) -> None:
     manager = make_manager(watchdog_busy_timeout=0.6, watchdog_interval=0.05)
-    write_model("stuck", options={"hang_after_tokens": 1})
-    write_model("slow", options={"token_delay": 0.25})
+    write_model("stuck", behaviour={"hang_after_tokens": 1})
+    write_model("slow", behaviour={"token_delay": 0.25})
 
     async def run(name: str, prompt: str) -> str:
         async with manager.use(name) as worker:
@@ -182,7 +184,7 @@ async def test_hung_worker_is_killed_and_a_slow_one_is_not(make_manager, write_m
 
 async def test_repeated_load_failures_back_off_with_the_cause(make_manager, spawner, write_model) -> None:
     manager = make_manager(failure_backoff=30)
-    write_model("broken", options={"fail_on_load": "weights are corrupt"})
+    write_model("broken", behaviour={"fail_on_load": "weights are corrupt"})
     for _ in range(2):
         with pytest.raises(WorkerFailed):
             await touch(manager, "broken")
@@ -218,7 +220,7 @@ async def test_memory_floor_evicts_idle_workers_but_not_busy_ones(make_manager, 
 
 async def test_worker_reports_its_resident_memory(make_manager, write_model) -> None:
     manager = make_manager()
-    write_model("fat", options={"allocate_mib": 64})
+    write_model("fat", behaviour={"allocate_mib": 64})
     worker = await touch(manager, "fat")
     manager.refresh_memory()
     assert worker.resident > 64 * MiB

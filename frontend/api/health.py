@@ -1,0 +1,22 @@
+"""GET /healthz (the process is alive) and GET /readyz (it takes requests: preloads are done)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from frontend.state import READY
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[READY]
+    if not state["ready"]:
+        return web.json_response({"status": "starting", "pending": state["pending"]}, status=503)
+    return web.json_response({"status": "ready"})

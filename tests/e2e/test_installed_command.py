@@ -1,0 +1,68 @@
+"""The installed `onebox` console command, started the way `make run` starts it.
+
+pytest puts the repository root on sys.path, so every other test imports the code whether or not it is
+installed; these start `.venv/bin/onebox` itself from a folder outside the repository, with no PYTHONPATH,
+which is what a new user gets. A set-up that installs the package before its generated gRPC code exists
+fails here (ModuleNotFoundError: onebox_proto).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.e2e.conftest import CHAT_MODEL, OneboxServer
+
+pytestmark = pytest.mark.e2e
+
+# Only what an interactive shell would have: nothing that adds the repository to the import path.
+NO_IMPORT_HINTS: dict[str, str | None] = {"PYTHONPATH": None, "PYTHONHOME": None, "PYTHONSTARTUP": None}
+
+
+def installed_command() -> Path:
+    command = Path(sys.executable).parent / "onebox"
+    if not command.exists():
+        pytest.fail(f"{command} is missing: the set-up (make setup) installs the onebox console command")
+    return command
+
+
+def test_installed_command_answers_help_from_another_folder(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in NO_IMPORT_HINTS}
+    command = [str(installed_command()), "--help"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "run" in result.stdout
+
+
+def test_installed_command_serves_a_chat_reply_from_another_folder(models_dir: Path, tmp_path: Path) -> None:
+    server = OneboxServer(models_dir, env=NO_IMPORT_HINTS, command=[str(installed_command())], cwd=tmp_path)
+    try:
+        wait_ready(server)
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=120)
+        reply = client.chat.completions.create(
+            model=CHAT_MODEL, messages=[{"role": "user", "content": "Say hello."}], max_tokens=8
+        )
+        assert reply.choices[0].message.content
+        ready_line = next(line for line in server.output().splitlines() if "ready on" in line)
+        assert f"{server.url}/v1" in ready_line
+        assert f"{CHAT_MODEL} (llama-cpp)" in ready_line
+    finally:
+        server.stop()
+
+
+def wait_ready(server: OneboxServer, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{server.url}/readyz", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, f"not ready after {timeout}s:\n{server.output()}"
+        time.sleep(0.1)
+    # the ready line follows /readyz by a moment: it waits for aiohttp to report the sockets listening
+    while "ready on" not in server.output():
+        assert time.monotonic() < deadline, f"no ready line:\n{server.output()}"
+        time.sleep(0.05)
