@@ -36,7 +36,7 @@ def create_app(config: ServerConfig, spawn: Spawn | None = None) -> web.Applicat
     security.setup(app, config)
     app[CONFIG] = config
     app[REGISTRY] = ModelRegistry(config.models_path)
-    app[READY] = {"ready": False, "pending": list(config.preload)}
+    app[READY] = {"ready": False, "pending": list(config.preload), "failed": {}}
     app[LISTENING] = asyncio.Event()  # set by whoever binds the sockets (the CLI), once they listen
     app[GENERATED] = GeneratedFiles(config.generated_path, config.generated_max_age)
 
@@ -81,6 +81,7 @@ async def preload(app: web.Application) -> None:
             await app[MANAGER].ensure_ready(name)
         except (APIError, UnknownModel) as error:
             log.error("preloading %s failed: %s", name, error)
+            state["failed"][name] = str(error)
         state["pending"].remove(name)
     state["ready"] = True
     await app[LISTENING].wait()

@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import sys
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 import psutil
@@ -31,13 +32,30 @@ def parse_address(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {address!r}")
+    if int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range (0-65535)")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def whole_number(text: str) -> int:
+    """A count from a flag or its environment twin (argparse converts string defaults with this too)."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
+
+
+def api_keys(spec: str) -> tuple[str, ...]:
+    try:
+        return parse_api_keys(spec)
+    except (ValueError, OSError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="onebox", description="Local AI models behind an OpenAI-compatible API"
     )
+    parser.add_argument("--version", action="version", version=f"onebox {package_version('onebox')}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="serve the models in the models directory")
     run.add_argument(
@@ -54,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--threads",
-        default=int(env("THREADS", "0") or 0),
-        type=int,
+        default=env("THREADS", "0"),
+        type=whole_number,
         help="CPU threads per model, 0 for all cores (ONEBOX_THREADS)",
     )
     run.add_argument(
@@ -72,14 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--max-body-size",
-        default=int(env("MAX_BODY_SIZE", str(32 * 1024 * 1024)) or 0),
-        type=int,
+        default=env("MAX_BODY_SIZE", str(32 * 1024 * 1024)),
+        type=whole_number,
         help="largest request body in bytes (ONEBOX_MAX_BODY_SIZE)",
     )
     run.add_argument(
         "--stream-interval-ms",
-        default=int(env("STREAM_INTERVAL_MS", "20") or 0),
-        type=int,
+        default=env("STREAM_INTERVAL_MS", "20"),
+        type=whole_number,
         help="stream at most one chunk per this many ms, the first token at once; 0: every token "
         "(ONEBOX_STREAM_INTERVAL_MS)",
     )
@@ -100,6 +118,7 @@ def add_security_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--api-keys",
         default=env("API_KEYS", ""),
+        type=api_keys,
         help="comma-separated API keys, or a file with one per line; clients send one as "
         "'Authorization: Bearer KEY' or 'x-api-key' (ONEBOX_API_KEYS)",
     )
@@ -152,7 +171,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_body_bytes=args.max_body_size,
         stream_interval_ms=args.stream_interval_ms,
         log_level=args.log_level,
-        api_keys=parse_api_keys(args.api_keys),
+        api_keys=args.api_keys,
         cors_allow_origins=parse_origins(args.cors_allow_origins),
         allow_insecure_public_bind=args.allow_insecure_public_bind,
         memory_budget_bytes=args.memory_budget,
@@ -184,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("models path %s is not a folder", config.models_path)
         return 2
     log.info("starting: models from %s, listening on %s:%d", config.models_path, config.host, config.port)
+    if config.api_keys:
+        log.info("API keys are on: %d key(s); health checks stay open", len(config.api_keys))
     app = create_app(config)
     try:
         web.run_app(

@@ -51,14 +51,20 @@ class CorsRefused(APIError):
 
 
 def parse_api_keys(spec: str) -> tuple[str, ...]:
-    """`k1,k2`, or the path of a file with one key per line (blank lines and # comments skipped)."""
+    """`k1,k2`, or the path of a file with one key per line (blank lines and # comments skipped).
+
+    Something written as a path (`/...`, `./...`, `~/...`) must be a readable file: taking a mistyped path
+    for the key itself would lock every client out with a key nobody knows.
+    """
     spec = spec.strip()
     if not spec:
         return ()
-    path = Path(spec)
+    path = Path(spec).expanduser()
     if path.is_file():
         lines = (line.strip() for line in path.read_text().splitlines())
         return tuple(line for line in lines if line and not line.startswith("#"))
+    if spec.startswith(("/", "./", "../", "~/")):
+        raise ValueError(f"no such key file: {spec}")
     return tuple(key.strip() for key in spec.split(",") if key.strip())
 
 

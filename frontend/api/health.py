@@ -1,4 +1,4 @@
-"""GET /healthz (the process is alive) and GET /readyz (it takes requests: preloads are done)."""
+"""GET /healthz (the process is alive) and GET /readyz (it takes requests: every --preload model loaded)."""
 
 from __future__ import annotations
 
@@ -19,4 +19,7 @@ async def readyz(request: web.Request) -> web.Response:
     state = request.app[READY]
     if not state["ready"]:
         return web.json_response({"status": "starting", "pending": state["pending"]}, status=503)
+    if state["failed"]:
+        # a model the operator asked to have loaded is not: not ready, and the reason says which and why
+        return web.json_response({"status": "failed", "failed": state["failed"]}, status=503)
     return web.json_response({"status": "ready"})

@@ -9,6 +9,7 @@ fails here (ModuleNotFoundError: onebox_proto).
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -33,12 +34,76 @@ def installed_command() -> Path:
     return command
 
 
+def run_installed(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in NO_IMPORT_HINTS} | (env or {})
+    return subprocess.run(
+        [str(installed_command()), *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_installed_command_answers_help_from_another_folder(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in NO_IMPORT_HINTS}
-    command = [str(installed_command()), "--help"]
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    result = run_installed(tmp_path, "--help")
     assert result.returncode == 0, result.stderr
     assert "run" in result.stdout
+
+
+def test_version_is_printed(tmp_path: Path) -> None:
+    result = run_installed(tmp_path, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("onebox ")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["--address", "127.0.0.1:99999"], {}, "port 99999 is out of range"),
+        ([], {"ONEBOX_THREADS": "x"}, "expected a whole number, got 'x'"),
+        (
+            ["--api-keys", "/nonexistent/onebox-keys.txt"],
+            {},
+            "no such key file: /nonexistent/onebox-keys.txt",
+        ),
+    ],
+)
+def test_bad_settings_get_a_message_not_a_traceback(
+    tmp_path: Path, models_dir: Path, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    result = run_installed(tmp_path, "run", "--models-path", str(models_dir), *args, env=env)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_gets_a_message_and_no_ready_line(tmp_path: Path, models_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_installed(
+            tmp_path, "run", "--models-path", str(models_dir), "--address", f"127.0.0.1:{port}"
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "ready on" not in result.stderr
+
+
+def test_a_preload_that_fails_keeps_readyz_unready(models_dir: Path) -> None:
+    server = OneboxServer(models_dir, "--preload", "nope")
+    try:
+        deadline = time.monotonic() + 30
+        while (ready := httpx.get(f"{server.url}/readyz", timeout=5)).json()["status"] == "starting":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert ready.status_code == 503
+        assert "nope" in ready.json()["failed"]
+    finally:
+        server.stop()
 
 
 def test_installed_command_serves_a_chat_reply_from_another_folder(models_dir: Path, tmp_path: Path) -> None:
