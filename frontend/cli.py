@@ -128,6 +128,12 @@ def add_security_flags(run: argparse.ArgumentParser) -> None:
         help="comma-separated origins browsers may call from, or * (ONEBOX_CORS_ALLOW_ORIGINS; default off)",
     )
     run.add_argument(
+        "--allowed-hosts",
+        default=env("ALLOWED_HOSTS", ""),
+        help="comma-separated host names the server answers to besides localhost and loopback addresses, "
+        "or * for any (ONEBOX_ALLOWED_HOSTS); guards a loopback server against DNS rebinding",
+    )
+    run.add_argument(
         "--allow-insecure-public-bind",
         action="store_true",
         default=env("ALLOW_INSECURE_PUBLIC_BIND", "") in {"1", "true", "yes"},
@@ -173,6 +179,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         log_level=args.log_level,
         api_keys=args.api_keys,
         cors_allow_origins=parse_origins(args.cors_allow_origins),
+        allowed_hosts=tuple(h.strip().lower() for h in args.allowed_hosts.split(",") if h.strip()),
         allow_insecure_public_bind=args.allow_insecure_public_bind,
         memory_budget_bytes=args.memory_budget,
         memory_floor_bytes=args.memory_floor,

@@ -34,6 +34,7 @@ class ServerConfig:
     failure_backoff: float = 2.0  # first pause after repeated load failures; doubles, up to 5 minutes
     api_keys: tuple[str, ...] = ()  # empty: no key needed (loopback only, see frontend/security.py)
     cors_allow_origins: tuple[str, ...] = ()  # empty: no CORS headers; "*" allows any origin
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides this machine's own; "*": any
     allow_insecure_public_bind: bool = False
     # generated images served by URL (frontend/api/images/files.py); never inside the models path
     generated_path: Path = Path("generated")

@@ -60,6 +60,12 @@ class PayloadTooLarge(APIError):
     code = "request_too_large"
 
 
+class UnsupportedMediaType(APIError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
 class ServiceUnavailable(APIError):
     status = 503
     type = "server_error"

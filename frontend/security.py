@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from frontend import browser_guard
 from frontend.api.errors import Handler, render
 from frontend.config import ServerConfig
 from frontend.errors import APIError, Unauthorized
@@ -93,7 +94,8 @@ def public_bind_refusal(config: ServerConfig) -> str | None:
 
 def key_matches(given: str, keys: tuple[str, ...]) -> bool:
     """Constant time in the key's content: every key is compared, none short-circuits."""
-    given_bytes = given.encode()
+    # a header of non-UTF-8 bytes reaches us as surrogate escapes: compare those bytes, never fail on them
+    given_bytes = given.encode("utf-8", "surrogateescape")
     matched = False
     for key in keys:
         matched |= hmac.compare_digest(given_bytes, key.encode())
@@ -109,7 +111,7 @@ def presented_key(request: web.Request) -> str | None:
 
 
 def middlewares(config: ServerConfig) -> list:
-    chain: list = [request_id_middleware]
+    chain: list = [request_id_middleware, *browser_guard.middlewares(config, is_loopback(config.host))]
     if config.cors_allow_origins:
         chain.append(cors_middleware(config.cors_allow_origins))
     if config.api_keys:

@@ -41,8 +41,15 @@ def test_model_name_that_looks_like_a_path_is_refused(server: OneboxServer, name
 
 
 def test_malformed_json_returns_400(server: OneboxServer) -> None:
-    error = assert_error(post(server, "/v1/chat/completions", content=b"{not json"), 400)
-    assert error["code"] == "invalid_json"
+    response = post(
+        server, "/v1/chat/completions", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert assert_error(response, 400)["code"] == "invalid_json"
+
+
+def test_a_body_not_sent_as_json_returns_415(server: OneboxServer) -> None:
+    error = assert_error(post(server, "/v1/chat/completions", content=b'{"model": "x"}'), 415)
+    assert error["code"] == "unsupported_media_type"
 
 
 @pytest.mark.parametrize(
