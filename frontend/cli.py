@@ -58,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"onebox {package_version('onebox')}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="serve the models in the models directory")
+    add_serving_flags(run)
+    add_security_flags(run)
+    add_watchdog_flags(run)
+    add_gallery_flags(run, env)
+    add_models_parser(commands, env)
+    return parser
+
+
+def add_serving_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--address",
         default=env("ADDRESS", "127.0.0.1:8080"),
@@ -107,11 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="folder for generated images served by URL, kept for an hour (ONEBOX_GENERATED_PATH)",
     )
-    add_security_flags(run)
-    add_watchdog_flags(run)
-    add_gallery_flags(run, env)
-    add_models_parser(commands, env)
-    return parser  # fmt: skip
 
 
 def add_security_flags(run: argparse.ArgumentParser) -> None:

@@ -41,6 +41,8 @@ def describe(worker: Worker) -> dict:
         "idle_seconds": 0.0 if worker.in_flight else now - worker.last_used,
         "uptime_seconds": now - worker.started_at,
         "pinned": worker.config.pinned,
+        # what the worker really loaded (llama.cpp may cap the YAML's context_size); None while starting
+        "context_size": worker.info.context_size if worker.info else None,
     }
 
 

@@ -32,8 +32,9 @@ async def test_monitor_lists_every_loaded_worker(client) -> None:
     workers = (await response.json())["workers"]
     assert sorted(w["model"] for w in workers) == ["echo", "other"]
     expected = {"state", "pid", "resident_bytes", "predicted_bytes", "in_flight", "requests_served",
-                "last_used", "uptime_seconds"}  # fmt: skip
+                "last_used", "uptime_seconds", "context_size"}  # fmt: skip
     assert expected <= set(workers[0])
+    assert all(w["context_size"] > 0 for w in workers)  # what the worker reported at load
 
 
 async def test_monitor_of_one_model(client) -> None:
