@@ -50,7 +50,7 @@ test: setup
 	$(PY) -m pytest -q
 
 unit: setup
-	$(PY) -m pytest -q -m "not e2e"
+	$(PY) -m pytest -q tests/unit tests/integration
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -5,8 +5,8 @@ kind maps to FakeModel here, so tests can use model YAMLs that pass the frontend
 (ModelConfig.backend is a Literal of the real kinds, and `options` are checked against that kind's).
 
 What the fake does is set by its "weights": the model's file (LoadModelRequest.model_path) holds a JSON
-object of these behaviours, written by tests/unit/conftest.py's write_model. They live there, not in the
-YAML's `options`, so that production validation knows nothing of the fake and needs no escape hatch: the
+object of these behaviours, written by the write_model fixture (tests/conftest.py). They live there, not in
+the YAML's `options`, so that production validation knows nothing of the fake and needs no escape hatch: the
 model file is the one thing a real backend interprets as it likes, and the fake does the same.
 
     fail_on_load: "message"   raise RuntimeError(message) from LoadModel

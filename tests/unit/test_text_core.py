@@ -6,13 +6,9 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator
 
-import aiohttp
 import pytest
-from aiohttp import web
 
-from frontend.api.errors import error_middleware
 from frontend.api.parsing import parse
-from frontend.api.sse import serve_sse
 from frontend.api.text.chat import ChatCompletionRequest
 from frontend.api.text.completions import CompletionRequest
 from frontend.api.text.core import (
@@ -29,7 +25,7 @@ from frontend.api.text.core import (
 from frontend.api.text.openai_chat import chat_json, chat_sse
 from frontend.api.text.openai_completions import completion_json, completion_sse
 from frontend.api.text.tools import tool_calls
-from frontend.errors import InvalidRequest, WorkerFailed
+from frontend.errors import InvalidRequest
 from frontend.workers.client import Delta, Generation, Sampling, TokenLogprob
 
 SAMPLING = Sampling(temperature=0.0, top_p=1.0, top_k=1, min_p=0.0)
@@ -204,73 +200,6 @@ async def test_tool_call_renders_as_chat_json_and_chunks() -> None:
     assert deltas[1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": ""}
     assert json.loads(deltas[2]["tool_calls"][0]["function"]["arguments"]) == {"city": "Paris"}
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
-
-
-def sse_data(text: str) -> list[str]:
-    return [block.removeprefix("data: ") for block in text.split("\n\n") if block]
-
-
-async def serve(aiohttp_client, payloads: AsyncGenerator[dict, None]):  # type: ignore[no-untyped-def]
-    async def handler(request: web.Request) -> web.StreamResponse:
-        return await serve_sse(request, payloads)
-
-    app = web.Application(middlewares=[error_middleware])
-    app.router.add_get("/stream", handler)
-    return await aiohttp_client(app)
-
-
-async def test_error_after_the_stream_started_ends_it_with_an_error_event_then_done(aiohttp_client) -> None:
-    async def failing() -> AsyncGenerator[dict, None]:
-        yield {"n": 1}
-        raise WorkerFailed("the worker died")
-
-    response = await (await serve(aiohttp_client, failing())).get("/stream")
-    assert response.status == 200
-    data = sse_data(await response.text())
-    assert data[0] == '{"n":1}'
-    assert json.loads(data[1])["error"]["code"] == "worker_failed"
-    assert data[2:] == ["[DONE]"]
-
-
-async def test_unexpected_error_after_start_is_an_sse_500_not_a_second_response(aiohttp_client) -> None:
-    async def failing() -> AsyncGenerator[dict, None]:
-        yield {"n": 1}
-        raise RuntimeError("secret internals")
-
-    response = await (await serve(aiohttp_client, failing())).get("/stream")
-    text = await response.text()
-    assert "HTTP/1.1" not in text and "secret internals" not in text
-    data = sse_data(text)
-    assert json.loads(data[1])["error"]["code"] == "internal_error"
-    assert data[-1] == "[DONE]"
-
-
-async def test_error_before_the_first_event_is_a_json_error_with_its_status(aiohttp_client) -> None:
-    async def failing() -> AsyncGenerator[dict, None]:
-        raise InvalidRequest("prompt too long", param="messages")
-        yield {}
-
-    response = await (await serve(aiohttp_client, failing())).get("/stream")
-    assert response.status == 400
-    assert (await response.json())["error"]["param"] == "messages"
-
-
-async def test_client_going_away_closes_the_generation(aiohttp_client) -> None:
-    closed = asyncio.Event()
-
-    async def endless() -> AsyncGenerator[dict, None]:
-        try:
-            while True:
-                yield {"text": "x" * 1024}
-                await asyncio.sleep(0.01)
-        finally:
-            closed.set()
-
-    client = await serve(aiohttp_client, endless())
-    response = await client.get("/stream", timeout=aiohttp.ClientTimeout(sock_read=3))
-    await response.content.readline()
-    response.close()
-    await asyncio.wait_for(closed.wait(), timeout=5)
 
 
 def test_more_than_16_stops_is_refused_when_the_body_is_parsed() -> None:

@@ -16,7 +16,7 @@ from frontend.app import create_app
 from frontend.config import ServerConfig
 from frontend.errors import WorkerFailed
 from frontend.workers.client import Generation
-from tests.unit.helpers import SAMPLING
+from tests.integration.helpers import SAMPLING
 
 WORDS = "one two three four five six seven eight nine ten"
 

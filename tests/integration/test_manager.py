@@ -17,7 +17,7 @@ from frontend.errors import WorkerFailed
 from frontend.workers.manager import ProcessManager
 from frontend.workers.processes import describe_exit
 from onebox_common.registry import UnknownModel
-from tests.unit.helpers import generate, wait_until
+from tests.integration.helpers import generate, wait_until
 
 FAKE_WORKER = Path(__file__).resolve().parents[1] / "fakes" / "fake_worker.py"
 

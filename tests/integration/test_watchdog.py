@@ -16,7 +16,7 @@ from frontend.errors import ServiceUnavailable, WorkerFailed
 from frontend.workers.manager import ProcessManager
 from frontend.workers.worker import Worker
 from onebox_common.registry import ModelRegistry
-from tests.unit.helpers import generate, wait_until
+from tests.integration.helpers import generate, wait_until
 
 MiB = 1024 * 1024
 

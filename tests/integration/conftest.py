@@ -1,18 +1,16 @@
-"""Fixtures for the unit tier: a models folder in tmp_path, and a spawn that starts the fake worker."""
+"""Fixtures for the integration tier: a spawn that starts the fake worker, and a manager using it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-import yaml
 
 from frontend.config import ServerConfig
 from frontend.workers.manager import ProcessManager
@@ -20,31 +18,6 @@ from onebox_common.model_config import ModelConfig
 from onebox_common.registry import ModelRegistry
 
 FAKE_WORKER = Path(__file__).resolve().parents[1] / "fakes" / "fake_worker.py"
-
-WriteModel = Callable[..., Path]
-
-
-@pytest.fixture
-def models_path(tmp_path: Path) -> Path:
-    path = tmp_path / "models"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def write_model(models_path: Path) -> WriteModel:
-    """Write models/<name>.yaml and its stand-in weights file, which holds the fake worker's `behaviour`
-    as JSON (see tests/fakes/fake_worker.py); `fields` go into the YAML."""
-
-    def write(name: str = "echo", behaviour: dict | None = None, **fields: object) -> Path:
-        weights = models_path / f"{name}.gguf"
-        weights.write_text(json.dumps(behaviour or {}))
-        data = {"name": name, "backend": "llama-cpp", "file": weights.name, **fields}
-        yaml_path = models_path / f"{name}.yaml"
-        yaml_path.write_text(yaml.safe_dump(data))
-        return yaml_path
-
-    return write
 
 
 class FakeSpawner:
