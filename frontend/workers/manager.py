@@ -274,8 +274,7 @@ class ProcessManager:
             if time.monotonic() > deadline:
                 raise WorkerFailed(
                     f"the worker for model {worker.name!r} did not answer within "
-                    f"{self._config.worker_start_timeout:.0f}s of starting; "
-                    f"last output:\n{worker.last_output()}"
+                    f"{self._config.worker_start_timeout:.0f}s of starting; the server log has its output"
                 )
             await asyncio.sleep(HEALTH_POLL_SECONDS)
 
@@ -299,8 +298,10 @@ class ProcessManager:
         except WorkerGone:
             raise await worker.died_error("while loading its model") from None
         except APIError as error:
+            log.error("loading %s failed: %s", worker.name, error.message)
             raise WorkerFailed(
-                f"loading model {worker.name!r} failed: {error.message}; last output:\n{worker.last_output()}"
+                f"loading model {worker.name!r} failed: {worker.redact(error.message)} (the server log has "
+                "the worker's output)"
             ) from None
 
     # --- memory and the watchdog ------------------------------------------------------------------

@@ -86,7 +86,7 @@ def signal_group(process: asyncio.subprocess.Process, signum: int) -> None:
 
 
 async def pump_output(worker: Worker) -> None:
-    """Stream a worker's output to a per-model logger, keeping the last lines for error messages."""
+    """Stream a worker's output to a per-model logger, each line at the level the worker logged it at."""
     stream = worker.process.stdout
     if stream is None:
         return
@@ -98,9 +98,16 @@ async def pump_output(worker: Worker) -> None:
             line = b"[an output line longer than %d bytes was dropped]" % OUTPUT_LINE_LIMIT
         if not line:
             return
-        text = line.decode(errors="replace").rstrip()
-        worker.output.append(text)
-        logger.info("%s", text)
+        level, text = worker_log_level(line.decode(errors="replace").rstrip())
+        logger.log(level, "%s", text)
+
+
+def worker_log_level(line: str) -> tuple[int, str]:
+    """'ERROR onebox.worker: x' (backends/runner.py's format) -> (logging.ERROR, 'onebox.worker: x'), so that
+    filtering the server's log by level finds worker errors; other output (native libraries) is INFO."""
+    word, _, rest = line.partition(" ")
+    level = logging.getLevelNamesMapping().get(word)
+    return (level, rest) if level is not None and rest else (logging.INFO, line)
 
 
 def describe_exit(returncode: int | None) -> str:

@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import enum
 import logging
+import re
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +38,9 @@ from onebox_common.model_config import ModelConfig
 
 log = logging.getLogger("onebox.manager")
 
-OUTPUT_TAIL_LINES = 40
+# An absolute path in a message: not after a word character, a dot or a slash (relative paths, URLs).
+ABSOLUTE_PATH = re.compile(r"(?<![\w./])/(?:[\w.@+-]+/)*[\w.@+-]+")
+
 EXIT_SETTLE_SECONDS = 2.0
 
 
@@ -56,7 +58,6 @@ class Worker:
     client: BackendClient
     socket_path: Path
     state: WorkerState = WorkerState.STARTING
-    output: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
     started_at: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
     last_progress: float = field(default_factory=time.monotonic)  # last token or reply: hung detection
@@ -90,9 +91,6 @@ class Worker:
     def accounted_bytes(self) -> int:
         # a fresh llama.cpp worker has not touched all its mmap'd weights yet: count the prediction until then
         return max(self.resident, self.footprint)
-
-    def last_output(self) -> str:
-        return "\n".join(self.output) or "(the worker printed nothing)"
 
     async def generate(self, generation: Generation) -> AsyncIterator[Delta]:
         """The model's text, a few tokens at a time; counts progress (for the watchdog) and tokens."""
@@ -152,6 +150,14 @@ class Worker:
             yield
         except WorkerGone as gone:
             raise await self.gone_error(gone) from None
+        except WorkerFailed as failed:  # the worker's own words may name server files
+            failed.message = self.redact(failed.message)
+            raise
+
+    def redact(self, text: str) -> str:
+        """A worker's message as a client may see it: the weights named as in the YAML, no other paths
+        (sockets, upload and temp folders are the server's business; the log keeps them)."""
+        return ABSOLUTE_PATH.sub("<path>", text.replace(str(self.config.path), self.config.file))
 
     def _check_chat(self, generation: Generation) -> None:
         """Refuse a conversation to a model that cannot render one, before it reaches the worker."""
@@ -164,10 +170,13 @@ class Worker:
         )
 
     async def died_error(self, when: str) -> WorkerFailed:
+        """The exit as the client hears it; what the worker printed stays in the server log, where each line
+        already went as it came (it can hold other requests' text and server paths)."""
         await self.settle()
         status = describe_exit(self.process.returncode)
+        log.error("worker for %s exited %s (%s); its output is logged above", self.name, when, status)
         return WorkerFailed(
-            f"the worker for model {self.name!r} exited {when} ({status}); last output:\n{self.last_output()}"
+            f"the worker for model {self.name!r} exited {when} ({status}); the server log has the details"
         )
 
     async def gone_error(self, gone: WorkerGone) -> WorkerFailed:
@@ -175,9 +184,9 @@ class Worker:
             return WorkerFailed(f"the worker for model {self.name!r} was stopped: {self.stop_reason}")
         await self.settle()
         if self.exited:
-            log.error("worker for %s died: %s", self.name, describe_exit(self.process.returncode))
             return await self.died_error("while serving a request")
-        return WorkerFailed(f"the worker for model {self.name!r} stopped answering: {gone}")
+        log.error("worker for %s stopped answering: %s", self.name, gone)
+        return WorkerFailed(f"the worker for model {self.name!r} stopped answering: {self.redact(str(gone))}")
 
     async def settle(self) -> None:
         """Give a dying process a moment to exit and its last output to arrive."""

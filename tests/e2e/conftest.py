@@ -75,6 +75,7 @@ class OneboxServer:
     ) -> None:
         """`env` adds to this process's environment (None unsets a variable); `command` replaces
         `python -m frontend.cli`, e.g. with the installed console script."""
+        self.models_path = models_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         address = f"127.0.0.1:{self.port}"
