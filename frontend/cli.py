@@ -104,6 +104,13 @@ def add_serving_flags(run: argparse.ArgumentParser) -> None:
         help="largest request body in bytes (ONEBOX_MAX_BODY_SIZE)",
     )
     run.add_argument(
+        "--max-audio-seconds",
+        default=env("MAX_AUDIO_SECONDS", "30m"),
+        type=parse_duration,
+        help="longest audio a transcription accepts, like 30m or 600 (ONEBOX_MAX_AUDIO_SECONDS): a small "
+        "compressed file can hold hours of audio",
+    )
+    run.add_argument(
         "--stream-interval-ms",
         default=env("STREAM_INTERVAL_MS", "20"),
         type=whole_number,
@@ -179,6 +186,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         threads=args.threads,
         preload=tuple(name.strip() for name in args.preload.split(",") if name.strip()),
         max_body_bytes=args.max_body_size,
+        max_audio_seconds=args.max_audio_seconds,
         stream_interval_ms=args.stream_interval_ms,
         log_level=args.log_level,
         api_keys=args.api_keys,

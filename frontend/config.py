@@ -15,6 +15,7 @@ class ServerConfig:
     threads: int = 0  # 0: every core
     preload: tuple[str, ...] = ()
     max_body_bytes: int = 32 * 1024 * 1024
+    max_audio_seconds: float = 1800.0  # longer uploads, declared or decoded, are refused before transcribing
     stream_interval_ms: int = 0  # 0: stream every token as it comes (the CLI defaults to 20)
     worker_start_timeout: float = 60.0
     worker_load_timeout: float = 300.0

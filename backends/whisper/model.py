@@ -17,7 +17,6 @@ import av
 import grpc
 import numpy as np
 from faster_whisper import WhisperModel as FasterWhisper
-from faster_whisper.audio import decode_audio
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
 from backends.errors import InvalidRequest
@@ -28,6 +27,8 @@ from onebox_proto import backend_pb2 as pb
 log = logging.getLogger("onebox.worker.whisper")
 
 SAMPLE_RATE = 16000
+MIN_SAMPLE_RATE = 4000  # below telephone quality (8 kHz) there is no speech to transcribe
+DEFAULT_MAX_SECONDS = 1800.0  # for a request that names no limit
 # temperature 0 means "decide", as at OpenAI: start greedy and retry warmer when the output looks wrong
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 TASKS = {pb.TRANSCRIBE_TASK_TRANSCRIBE: "transcribe", pb.TRANSCRIBE_TASK_TRANSLATE: "translate"}
@@ -55,7 +56,7 @@ class WhisperModel:
         self, request: pb.TranscribeRequest, context: grpc.ServicerContext
     ) -> pb.TranscribeResponse:
         language = check_language(request.language, self._model.model.is_multilingual)
-        audio = read_audio(request.audio_path)
+        audio = read_audio(request.audio_path, request.max_seconds or DEFAULT_MAX_SECONDS)
         temperature = request.temperature if request.temperature > 0 else FALLBACK_TEMPERATURES
         segments, info = self._model.transcribe(
             audio,
@@ -87,17 +88,69 @@ def check_language(language: str, multilingual: bool) -> str | None:
     return language
 
 
-def read_audio(path: str) -> np.ndarray:
-    """The file as 16 kHz mono float32; a file that is not audio is the client's fault."""
+def read_audio(path: str, max_seconds: float) -> np.ndarray:
+    """The file as 16 kHz mono float32; a file that is not audio is the client's fault.
+
+    A 1 MB FLAC can hold hours of silence and a 1 KB WAV can declare a 1 Hz rate that resamples into minutes:
+    the upload's size says nothing of what it decodes to. So the declared length is checked before decoding,
+    and decoding stops at the limit whatever the header claimed.
+    """
     try:
-        audio = decode_audio(path, sampling_rate=SAMPLE_RATE)
+        with av.open(path, mode="r", metadata_errors="ignore") as container:
+            stream = audio_stream(container)
+            check_declared(stream, container.duration, max_seconds)
+            audio = decode_bounded(container, stream, int(max_seconds * SAMPLE_RATE))
     except (av.error.FFmpegError, IndexError, ValueError) as error:
         # FFmpeg's message without the file name: the path is the server's business
         reason = getattr(error, "strerror", None) or type(error).__name__
         raise InvalidRequest(f"the file could not be decoded as audio: {reason}", param="file") from None
     if audio.size == 0:
         raise InvalidRequest("the file holds no audio samples", param="file")
-    return audio.astype(np.float32, copy=False)
+    return audio
+
+
+def audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream:
+    if not container.streams.audio:
+        raise InvalidRequest("the file holds no audio stream", param="file")
+    stream = container.streams.audio[0]
+    if stream.sample_rate and stream.sample_rate < MIN_SAMPLE_RATE:
+        raise InvalidRequest(
+            f"the audio declares {stream.sample_rate} samples a second; speech needs {MIN_SAMPLE_RATE}+",
+            param="file",
+        )
+    return stream
+
+
+def check_declared(stream: av.audio.stream.AudioStream, container_duration: int | None, limit: float) -> None:
+    declared = [float(stream.duration * stream.time_base)] if stream.duration and stream.time_base else []
+    if container_duration:
+        declared.append(container_duration / av.time_base)
+    if declared and max(declared) > limit:
+        raise too_long(limit)
+
+
+def decode_bounded(container: av.container.InputContainer, stream: object, max_samples: int) -> np.ndarray:
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    chunks, total = [], 0
+    for frame in container.decode(stream):
+        for out in resampler.resample(frame):
+            chunk = out.to_ndarray().reshape(-1)
+            total += chunk.size
+            if total > max_samples:
+                raise too_long(max_samples / SAMPLE_RATE)
+            chunks.append(chunk)
+    for out in resampler.resample(None):  # what the resampler still holds
+        chunks.append(out.to_ndarray().reshape(-1))
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32) / 32768.0
+
+
+def too_long(limit: float) -> InvalidRequest:
+    return InvalidRequest(
+        f"the audio is longer than this server transcribes ({limit:.0f} seconds; --max-audio-seconds)",
+        param="file",
+    )
 
 
 def to_segment(segment) -> pb.Segment:  # type: ignore[no-untyped-def]

@@ -134,6 +134,19 @@ class Speech:
 
 
 @dataclass(frozen=True)
+class TranscriptionJob:
+    """Speech in a file of the frontend's upload folder, to text (to English text when `translate`)."""
+
+    audio_path: str
+    translate: bool = False
+    language: str = ""  # "": detect
+    prompt: str = ""
+    temperature: float = 0.0
+    words: bool = False  # word timestamps
+    max_seconds: float = 1800.0
+
+
+@dataclass(frozen=True)
 class ImageGeneration:
     prompt: str
     width: int
@@ -268,17 +281,15 @@ class BackendClient:
             reply = await self._stub.Detokenize(pb.DetokenizeRequest(tokens=tokens))
         return reply.text
 
-    async def transcribe(
-        self, audio_path: str, translate: bool, language: str, prompt: str, temperature: float, words: bool
-    ) -> Transcription:
-        """Speech in a file of the frontend's upload folder to text (to English text when `translate`)."""
+    async def transcribe(self, job: TranscriptionJob) -> Transcription:
         request = pb.TranscribeRequest(
-            audio_path=audio_path,
-            task=pb.TRANSCRIBE_TASK_TRANSLATE if translate else pb.TRANSCRIBE_TASK_TRANSCRIBE,
-            language=language,
-            prompt=prompt,
-            temperature=temperature,
-            word_timestamps=words,
+            audio_path=job.audio_path,
+            task=pb.TRANSCRIBE_TASK_TRANSLATE if job.translate else pb.TRANSCRIBE_TASK_TRANSCRIBE,
+            language=job.language,
+            prompt=job.prompt,
+            temperature=job.temperature,
+            word_timestamps=job.words,
+            max_seconds=job.max_seconds,
         )
         async with self._translated():
             reply = await self._stub.Transcribe(request)

@@ -30,6 +30,7 @@ from frontend.workers.client import (
     Ranking,
     Speech,
     Transcription,
+    TranscriptionJob,
     WorkerGone,
 )
 from frontend.workers.metrics import Metrics
@@ -129,11 +130,9 @@ class Worker:
         async with self._call():
             return await self.client.detokenize(tokens)
 
-    async def transcribe(
-        self, audio_path: str, translate: bool, language: str, prompt: str, temperature: float, words: bool
-    ) -> Transcription:
+    async def transcribe(self, job: TranscriptionJob) -> Transcription:
         async with self._call():
-            return await self.client.transcribe(audio_path, translate, language, prompt, temperature, words)
+            return await self.client.transcribe(job)
 
     async def synthesize(self, text: str, voice: str, speed: float, audio_format: str) -> Speech:
         async with self._call():

@@ -18,6 +18,7 @@ from frontend.api.audio.upload import DEFAULT_MAX_UPLOAD_BYTES, UPLOADS, Upload,
 from frontend.api.parsing import ModelName, parse_body, validation_error
 from frontend.errors import InvalidRequest
 from frontend.state import CONFIG, MANAGER
+from frontend.workers.client import TranscriptionJob
 
 __all__ = ["routes", "uploads_ctx"]
 
@@ -74,10 +75,10 @@ async def transcribe(request: web.Request, translate: bool) -> web.Response:
         body = TranscriptionRequest.from_form(upload.fields)
         audio_path = check_file(upload)
         words = "word" in body.timestamp_granularities
+        job = TranscriptionJob(audio_path, translate, body.language, body.prompt, body.temperature, words,
+                               max_seconds=request.app[CONFIG].max_audio_seconds)  # fmt: skip
         async with request.app[MANAGER].use(body.model) as worker:
-            result = await worker.transcribe(
-                audio_path, translate, body.language, body.prompt, body.temperature, words
-            )
+            result = await worker.transcribe(job)
     return render(result, body.response_format, "translate" if translate else "transcribe", words)
 
 
