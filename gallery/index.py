@@ -100,13 +100,21 @@ class Entry(BaseModel):
 
 
 def parse_index(text: str, source: str) -> tuple[Entry, ...]:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise InvalidEntry(f"{source}: not valid YAML: {error}") from None
+    raw = load_yaml(text, source)
     if not isinstance(raw, list):
         raise InvalidEntry(f"{source}: expected a list of entries")
     return tuple(parse_entry(item, f"{source}[{i}]") for i, item in enumerate(raw))
+
+
+def load_yaml(text: str, source: str) -> object:
+    """The YAML of an index or entry; an error names where it is wrong, never what is written there (the text
+    may come from any URL, and yaml's own message quotes the offending line)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise InvalidEntry(f"{source}: not valid YAML{where}") from None
 
 
 def parse_entry(raw: object, source: str) -> Entry:

@@ -8,17 +8,18 @@ are in place, models/<name>.yaml is written (atomically), and the server's regis
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import difflib
 import logging
-import shutil
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import yaml
+from aiohttp.abc import AbstractResolver
 from pydantic import ValidationError
 
-from gallery.download import DownloadError, check_room, fetch, http_url
+from gallery.download import DownloadError, check_room, fetch, fetch_text, http_url
+from gallery.files import check_no_links, make_folder, open_new, remove_model, undo, write_atomically
 from gallery.index import (
     AlreadyInstalled,
     Entry,
@@ -28,11 +29,13 @@ from gallery.index import (
     GallerySource,
     InvalidEntry,
     check_filename,
+    load_yaml,
     parse_entry,
     parse_index,
     split_id,
 )
 from gallery.jobs import Job, Phase
+from gallery.policy import DownloadPolicy, RefusedSource, check_target, download_session
 from gallery.pypi import sha256_of
 from onebox_common.model_config import ModelConfig
 from onebox_common.names import MODEL_NAME
@@ -47,17 +50,23 @@ class Installer:
     """Owns the install jobs and the HTTP session they download with; use it as an async context manager."""
 
     def __init__(
-        self, models_path: Path, galleries: tuple[GallerySource, ...], file_root: Path | None = None
+        self,
+        models_path: Path,
+        galleries: tuple[GallerySource, ...],
+        file_root: Path | None = None,
+        policy: DownloadPolicy | None = None,  # None: the defaults (HTTPS, public addresses, sha256)
+        resolver: AbstractResolver | None = None,  # DNS for tests; aiohttp's default otherwise
     ) -> None:
         self.models_path = models_path
         self.galleries = galleries
         self.file_root = file_root
+        self.policy = policy or DownloadPolicy()
+        self._resolver = resolver
         self._jobs: dict[str, Job] = {}
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Installer:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
-        self._session = aiohttp.ClientSession(timeout=timeout)
+        self._session = download_session(self.policy, self._resolver)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -77,17 +86,18 @@ class Installer:
     # -- what can be installed --------------------------------------------------------------------------
 
     async def read_gallery(self, source: GallerySource) -> tuple[Entry, ...]:
-        try:
-            if source.is_url:
-                async with self.session.get(source.location) as response:
-                    response.raise_for_status()
-                    text = await response.text()
-            else:
+        if source.is_url:
+            try:
+                text = await fetch_text(self.session, source.location)
+            except GalleryError as error:
+                raise GalleryError(f"gallery {source.name!r} cannot be read: {error}") from None
+        else:
+            try:
                 text = Path(source.location).read_text()
-        except (OSError, aiohttp.ClientError) as error:
-            raise GalleryError(
-                f"gallery {source.name!r} ({source.location}) cannot be read: {error}"
-            ) from None
+            except OSError as error:
+                raise GalleryError(
+                    f"gallery {source.name!r} ({source.location}) cannot be read: {error.strerror}"
+                ) from None
         return parse_index(text, source.name)
 
     async def available(self) -> list[dict]:
@@ -104,24 +114,25 @@ class Installer:
 
     async def find(self, model_id: str) -> tuple[str, Entry]:
         gallery, name = split_id(model_id, self.galleries)
+        known: list[str] = []
         for source in self.galleries:
             if gallery not in (None, source.name):
                 continue
             for entry in await self.read_gallery(source):
                 if entry.name == name:
                     return source.name, entry
-        raise EntryNotFound(f"no gallery entry {model_id!r}; GET /models/available lists them")
+                known.append(entry.name)
+        raise EntryNotFound(f"no gallery entry {model_id!r}{suggest(name, known)}")
 
     async def entry_from_url(self, url: str, name: str | None, sha256: str | None = None) -> Entry:
         """A URL of an entry (.yaml), or of a weights file: a .gguf becomes a llama-cpp model."""
+        check_source(url, self.policy)
         path = urlsplit(url).path
         if path.endswith((".yaml", ".yml")):
             try:
-                async with self.session.get(url) as response:
-                    response.raise_for_status()
-                    raw = yaml.safe_load(await response.text())
-            except (aiohttp.ClientError, yaml.YAMLError) as error:
-                raise GalleryError(f"{url} cannot be read as a gallery entry: {error}") from None
+                raw = load_yaml(await fetch_text(self.session, url), url)
+            except GalleryError as error:
+                raise GalleryError(f"cannot be read as a gallery entry: {error}") from None
             if not isinstance(raw, dict):
                 raise InvalidEntry(f"{url}: expected one entry (a mapping)")
             return parse_entry(raw if name is None else {**raw, "name": name}, url)
@@ -145,6 +156,7 @@ class Installer:
         config = model_yaml(entry, name, overrides or {}, self.models_path)
         if config is not None and self.yaml_path(name).exists():
             raise AlreadyInstalled(f"a model named {name!r} is installed; remove it first")
+        check_policy(entry, self.policy)
         job = Job(model=name, source=source, total=entry.total_size())
         job.task = asyncio.create_task(self._run(job, entry, config), name=f"install {name}")
         self._jobs[job.uuid] = job
@@ -186,19 +198,13 @@ class Installer:
         return self.yaml_path(name).exists()
 
     def remove(self, name: str) -> None:
-        """Delete models/<name>.yaml and models/<name>/ (a name never holds a separator: it cannot escape)."""
+        """Delete models/<name>.yaml and the folder it names (a name never holds a separator: it cannot
+        escape); gallery/files.py refuses folders without a YAML and symbolic links."""
         if not MODEL_NAME.fullmatch(name):
             raise InvalidEntry(f"invalid model name {name!r}: a model name is not a path")
         if any(job.model == name and job.active for job in self._jobs.values()):
             raise AlreadyInstalled(f"{name!r} is being installed; cancel the job first")
-        yamls = [p for p in (self.yaml_path(name), self.models_path / f"{name}.yml") if p.exists()]
-        folder = self.models_path / name
-        if not yamls and not folder.is_dir():
-            raise EntryNotFound(f"no installed model {name!r}")
-        for path in yamls:
-            path.unlink()
-        if folder.is_dir():
-            shutil.rmtree(folder)
+        remove_model(self.models_path, name)
         log.info("removed %s", name)
 
     # -- one job --------------------------------------------------------------------------------------------
@@ -209,13 +215,14 @@ class Installer:
         made_folder = not folder.exists()
         try:
             check_room(self.models_path, entry.total_size())
-            folder.mkdir(parents=True, exist_ok=True)
+            make_folder(self.models_path, folder)
             for spec in entry.files:
                 if await self._fetch_file(job, spec, folder / spec.filename):
                     placed.append(folder / spec.filename)
             if config is not None:
                 job.phase = Phase.CONFIGURING
-                write_atomically(self.yaml_path(job.model), yaml.safe_dump(config, sort_keys=False))
+                text = yaml.safe_dump(config, sort_keys=False)
+                write_atomically(self.models_path, self.yaml_path(job.model), text)
             job.finish(Phase.DONE)
             log.info("%s (%s): %d file(s) fetched, %d already in place", job.model, job.source, len(placed),
                      len(entry.files) - len(placed))  # fmt: skip
@@ -233,16 +240,18 @@ class Installer:
     async def _fetch_file(self, job: Job, spec: FileSpec, dest: Path) -> bool:
         """Put one file in place; False when it was already there, checksum and all."""
         job.file = spec.filename
+        check_no_links(self.models_path, dest)
         if spec.sha256 and dest.is_file() and await asyncio.to_thread(sha256_of, dest) == spec.sha256:
             job.advance(spec.size or dest.stat().st_size)
             return False
         job.phase = Phase.DOWNLOADING
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.models_path, dest.parent)
         partial = dest.with_name(dest.name + ".partial")
+        meter = Meter(job, self.policy.max_bytes)
         try:
-            with partial.open("w+b") as out:
+            with open_new(self.models_path, partial) as out:
                 for uri in spec.uris:
-                    await fetch(self.session, uri, out, job.advance, self.file_root)
+                    await fetch(self.session, uri, out, meter, self.file_root)
             if spec.sha256:
                 job.phase = Phase.VERIFYING
                 actual = await asyncio.to_thread(sha256_of, partial)
@@ -252,10 +261,67 @@ class Installer:
                     )
             else:
                 log.warning("%s: no sha256 given, the file is not verified", spec.filename)
+            check_no_links(self.models_path, dest)
             partial.replace(dest)
         finally:
             partial.unlink(missing_ok=True)
         return True
+
+
+class Meter:
+    """A job's byte count, held to the size cap as the bytes arrive (a server's Content-Length may lie)."""
+
+    def __init__(self, job: Job, limit: int) -> None:
+        self.job = job
+        self.limit = limit
+
+    def advance(self, nbytes: int) -> None:
+        self.job.advance(nbytes)
+        self._check(0)
+
+    def expect(self, nbytes: int) -> None:
+        self._check(nbytes)
+
+    def retrying(self, problem: str | None) -> None:
+        self.job.retrying(problem)
+
+    def _check(self, more: int) -> None:
+        if self.job.bytes_done + more > self.limit:
+            raise RefusedSource(f"{self.job.model}: larger than the download limit of {self.limit} bytes "
+                                "(the operator sets it with --max-download-size)")  # fmt: skip
+
+
+def check_policy(entry: Entry, policy: DownloadPolicy) -> None:
+    """What the operator allows, decided before anything is fetched."""
+    for uri in (u for spec in entry.files for u in spec.uris):
+        check_source(uri, policy)
+    if not policy.allow_unverified:
+        for spec in entry.files:
+            if not spec.sha256:
+                raise RefusedSource(
+                    f"{entry.name}: file {spec.filename!r} has no sha256, so it cannot be verified; give one "
+                    "(or the operator may allow it with --allow-unverified-installs)"
+                )
+    if entry.total_size() > policy.max_bytes:
+        raise RefusedSource(f"{entry.name}: {entry.total_size()} bytes, more than the download limit of "
+                            f"{policy.max_bytes} (--max-download-size)")  # fmt: skip
+
+
+def check_source(uri: str, policy: DownloadPolicy) -> None:
+    """The scheme and a literal address, at once (a 400 rather than a failed job); names are checked again
+    on the address each connection goes to (gallery/policy.py)."""
+    url = http_url(uri)
+    if url is not None:
+        split = urlsplit(url)
+        check_target(split.scheme, split.hostname or "", policy)
+
+
+def suggest(name: str, known: list[str]) -> str:
+    """Close matches (a typo, or a prefix such as `qwen`) and where the full list is."""
+    close = [k for k in known if name.lower() in k.lower()] + difflib.get_close_matches(name, known, n=3)
+    unique = list(dict.fromkeys(close))[:3]
+    hint = f"; did you mean {' or '.join(unique)}?" if unique else ""
+    return f"{hint} (`onebox models available` lists them; GET /models/available over HTTP)"
 
 
 def describe_entry(gallery: str, entry: Entry, installed: bool) -> dict:
@@ -300,17 +366,3 @@ def model_yaml(entry: Entry, name: str, overrides: dict, models_path: Path) -> d
     except ValidationError as error:
         raise InvalidEntry(f"{entry.name}: config {problem(error)}") from None
     return data
-
-
-def write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
-
-
-def undo(placed: list[Path], folder: Path | None) -> None:
-    for path in placed:
-        path.unlink(missing_ok=True)
-    if folder is not None and folder.is_dir():
-        with contextlib.suppress(OSError):
-            shutil.rmtree(folder)

@@ -12,6 +12,7 @@ from enum import StrEnum
 class Phase(StrEnum):
     QUEUED = "queued"
     DOWNLOADING = "downloading"
+    RETRYING = "retrying"  # waiting to ask a source again; `error` says what went wrong
     VERIFYING = "verifying"
     CONFIGURING = "configuring"
     DONE = "done"
@@ -42,6 +43,11 @@ class Job:
 
     def advance(self, nbytes: int) -> None:
         self.bytes_done += nbytes
+
+    def retrying(self, problem: str | None) -> None:
+        """Waiting before another attempt (problem), or asking again (None)."""
+        self.phase = Phase.DOWNLOADING if problem is None else Phase.RETRYING
+        self.error = problem
 
     def finish(self, phase: Phase, error: str | None = None) -> None:
         self.phase, self.error, self.finished = phase, error, time.time()

@@ -18,6 +18,7 @@ from frontend.errors import APIError, InvalidRequest, NotFound
 from frontend.state import CONFIG, MANAGER
 from gallery.index import AlreadyInstalled, EntryNotFound, GalleryError, GallerySource, parse_galleries
 from gallery.installer import Installer
+from gallery.policy import DownloadPolicy
 
 INSTALLER = web.AppKey("installer", Installer)
 routes = web.RouteTableDef()
@@ -49,9 +50,21 @@ def galleries(config: ServerConfig) -> tuple[GallerySource, ...]:
     return tuple(GallerySource(name, location) for name, location in config.galleries) or parse_galleries("")
 
 
+def download_policy(config: ServerConfig) -> DownloadPolicy:
+    return DownloadPolicy(
+        allow_private=config.allow_private_downloads,
+        allow_http=config.allow_http_downloads,
+        max_bytes=config.max_download_bytes,
+        allow_unverified=config.allow_unverified_installs,
+    )
+
+
 async def installer_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    async with Installer(config.models_path, galleries(config), config.gallery_file_root) as installer:
+    installer = Installer(
+        config.models_path, galleries(config), config.gallery_file_root, download_policy(config)
+    )
+    async with installer:
         app[INSTALLER] = installer
         yield
 

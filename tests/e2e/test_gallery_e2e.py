@@ -29,6 +29,8 @@ pytestmark = pytest.mark.e2e
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+# the file servers here are on 127.0.0.1 over plain http: as their operator, the tests allow both
+LOCAL_SOURCES = ("--allow-private-downloads", "--allow-http-downloads")
 
 
 class LocalFileServer:
@@ -84,7 +86,7 @@ def gallery_server(
 ) -> Iterator[OneboxServer]:
     models = tmp_path_factory.mktemp("gallery") / "models"
     models.mkdir()
-    srv = OneboxServer(models, "--galleries", f"local={files.url}/index.yaml")
+    srv = OneboxServer(models, "--galleries", f"local={files.url}/index.yaml", *LOCAL_SOURCES)
     yield srv
     srv.stop()
 
@@ -132,7 +134,8 @@ def onebox(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_installs_with_a_progress_bar_lists_and_removes(files: LocalFileServer, tmp_path: Path) -> None:
-    flags = ["models", "--models-path", str(tmp_path), "--galleries", f"local={files.url}/index.yaml"]
+    flags = ["models", "--models-path", str(tmp_path), "--galleries", f"local={files.url}/index.yaml",
+             *LOCAL_SOURCES]  # fmt: skip
     installed = onebox(*flags, "install", "smol-gallery", "--as", "smol-cli")
     assert installed.returncode == 0, installed.stderr
     assert "100.0%" in installed.stderr and "[" in installed.stderr
@@ -177,7 +180,7 @@ def test_builtin_whisper_and_piper_entries_install_and_serve(
     """The index's real URIs, revisions and sha256 values, installed over HTTP, then a spoken round trip."""
     models = tmp_path_factory.mktemp("from-hub") / "models"
     models.mkdir()
-    server = OneboxServer(models, env={"HF_ENDPOINT": hub})
+    server = OneboxServer(models, *LOCAL_SOURCES, env={"HF_ENDPOINT": hub})
     try:
         url = server.url
         for name in LOCAL_ENTRIES:

@@ -41,7 +41,11 @@ async def base_url(aiohttp_server, tmp_path: Path) -> str:
 
 
 def config(models_path: Path, base_url: str, **fields: object) -> ServerConfig:
-    return ServerConfig(models_path=models_path, galleries=(("local", f"{base_url}/index.yaml"),), **fields)
+    """The tests' file server is on 127.0.0.1 over plain http: as its operator, they allow both."""
+    local = {"allow_private_downloads": True, "allow_http_downloads": True}
+    return ServerConfig(
+        models_path=models_path, galleries=(("local", f"{base_url}/index.yaml"),), **(local | fields)
+    )
 
 
 async def wait_job(client, job_uuid: str) -> dict:

@@ -15,6 +15,7 @@ from gallery.download import DownloadError, http_url, local_path
 from gallery.index import AlreadyInstalled, Entry, GallerySource, InvalidEntry, parse_entry
 from gallery.installer import Installer
 from gallery.jobs import Phase
+from gallery.policy import DownloadPolicy
 
 DATA = os.urandom(3 * 1024 * 1024 + 123)
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -86,10 +87,14 @@ async def files(aiohttp_server, tmp_path: Path) -> tuple[FileServer, str]:
     return fs, f"http://127.0.0.1:{server.port}"
 
 
+# the file server is on 127.0.0.1 over plain http: as its operator, the tests allow both
+LOCAL = DownloadPolicy(allow_private=True, allow_http=True, max_bytes=1 << 62)
+
+
 @pytest.fixture
 async def installer(models_path: Path, tmp_path: Path):
     async with Installer(
-        models_path, (GallerySource("test", str(tmp_path / "index.yaml")),), tmp_path
+        models_path, (GallerySource("test", str(tmp_path / "index.yaml")),), tmp_path, LOCAL
     ) as inst:
         yield inst
 
@@ -198,7 +203,11 @@ async def test_installing_over_an_installed_model_is_refused(files, installer) -
 async def test_not_enough_disk_fails_before_downloading(files, installer, models_path) -> None:
     _, base = files
     huge = parse_entry(
-        {"name": "huge", "files": [{"filename": "x.gguf", "uri": f"{base}/file.bin", "size": 1 << 60}]}, "t"
+        {
+            "name": "huge",
+            "files": [{"filename": "x.gguf", "uri": f"{base}/file.bin", "size": 1 << 60, "sha256": SHA}],
+        },
+        "t",
     )
     job = await installer.install(huge, "test@huge")
     assert job.phase is Phase.FAILED
