@@ -19,6 +19,7 @@ from aiohttp import web
 
 from frontend import browser_guard
 from frontend.api.errors import Handler, render
+from frontend.api.limits import count_refusal
 from frontend.config import ServerConfig
 from frontend.errors import APIError, Unauthorized
 
@@ -28,6 +29,12 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A client's id is echoed and logged: only short, printable ids are trusted, anything else is replaced.
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# What only an admin key may reach once admin keys are set: the gallery (installs and deletes models, and
+# reads the index), the worker controls, and the metrics. /metrics is grouped with /backend/monitor, as
+# the operator's view of every user's traffic and of the machine's memory, not something an inference
+# key (handed to users and apps) needs to see.
+ADMIN_PREFIXES = ("/models/", "/backend/")
+ADMIN_PATHS = frozenset({"/metrics"})
 CORS_ALLOWED_HEADERS = "Authorization, Content-Type, X-API-Key, X-Request-ID, OpenAI-Organization"
 CORS_ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
 CORS_MAX_AGE = "600"
@@ -43,6 +50,12 @@ class RequestIdFilter(logging.Filter):
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
         return True
+
+
+class AdminKeyRequired(APIError):
+    status = 403
+    type = "permission_error"
+    code = "insufficient_permissions"
 
 
 class CorsRefused(APIError):
@@ -84,7 +97,8 @@ def is_loopback(host: str) -> bool:
 
 def public_bind_refusal(config: ServerConfig) -> str | None:
     """Why the server must not start with this config, or None when it may."""
-    if config.api_keys or config.allow_insecure_public_bind or is_loopback(config.host):
+    has_keys = config.api_keys or config.admin_api_keys
+    if has_keys or config.allow_insecure_public_bind or is_loopback(config.host):
         return None
     return (
         f"refusing to listen on {config.host} without API keys: anyone who can reach it could use it; "
@@ -114,8 +128,8 @@ def middlewares(config: ServerConfig) -> list:
     chain: list = [request_id_middleware, *browser_guard.middlewares(config, is_loopback(config.host))]
     if config.cors_allow_origins:
         chain.append(cors_middleware(config.cors_allow_origins))
-    if config.api_keys:
-        chain.append(auth_middleware(config.api_keys))
+    if config.api_keys or config.admin_api_keys:
+        chain.append(auth_middleware(config.api_keys, config.admin_api_keys))
     return chain
 
 
@@ -189,19 +203,36 @@ def cors_headers(allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return add
 
 
-def auth_middleware(keys: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def is_admin_route(request: web.Request) -> bool:
+    """Judged by the route aiohttp matched (its canonical path), so no spelling of the URL slips past."""
+    resource = request.match_info.route.resource
+    path = resource.canonical if resource is not None else request.path
+    return path in ADMIN_PATHS or path.startswith(ADMIN_PREFIXES)
+
+
+def auth_middleware(keys: tuple[str, ...], admin_keys: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """Any key may use the inference routes; with admin keys set, only they may use the admin routes.
+
+    Without admin keys every key may do everything, as before they existed.
+    """
+    every_key = keys + admin_keys
+
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS:
             return await handler(request)
         given = presented_key(request)
         if given is None:
-            error = Unauthorized(
+            error: APIError = Unauthorized(
                 "no API key: send it as 'Authorization: Bearer <key>' or in an 'x-api-key' header",
                 code="missing_api_key",
             )
-        elif not key_matches(given, keys):
+        elif not key_matches(given, every_key):
             error = Unauthorized("the API key is not valid for this server")
+        elif admin_keys and is_admin_route(request) and not key_matches(given, admin_keys):
+            log.info("%s %s refused: not an admin key", request.method, request.path)
+            count_refusal(request.app, "admin_key_required")
+            return render(AdminKeyRequired(f"{request.path} needs an admin key (--admin-api-keys)"))
         else:
             return await handler(request)
         error.headers = {"WWW-Authenticate": 'Bearer realm="onebox"'}

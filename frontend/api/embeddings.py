@@ -14,8 +14,10 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from frontend.api.capabilities import EMBEDDINGS, require
+from frontend.api.limits import check_chars, config_of
 from frontend.api.parsing import ModelName, parse_body
 from frontend.errors import InvalidRequest
 from frontend.state import MANAGER
@@ -25,6 +27,7 @@ from onebox_common.options import EmbeddingOutput
 routes = web.RouteTableDef()
 
 MAX_INPUTS = 2048  # OpenAI's limit on the items of one request
+MAX_TOKEN_ID = 2**31 - 1  # the wire type is int32; the worker checks the model's own vocabulary
 INPUT_KINDS = "a string, a list of strings, a list of token ids or a list of token-id lists"
 
 
@@ -36,6 +39,13 @@ class EmbeddingsRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
     user: str | None = None
+
+    @model_validator(mode="after")
+    def input_within_limit(self, info: ValidationInfo) -> EmbeddingsRequest:
+        texts = [self.input] if isinstance(self.input, str) else self.input
+        total = sum(len(text) for text in texts if isinstance(text, str))
+        check_chars(total, config_of(info).max_input_chars, "input")
+        return self
 
     def inputs(self) -> list[str] | list[list[int]]:
         return to_inputs(self.input)
@@ -68,9 +78,9 @@ def check_tokens(item: object, param: str) -> list[int]:
     if not isinstance(item, list) or not item:
         raise InvalidRequest(f"'{param}' must be a non-empty list of token ids", param=param)
     for i, token in enumerate(item):
-        if not is_token(token) or token < 0:
+        if not is_token(token) or not 0 <= token <= MAX_TOKEN_ID:
             at = f"{param}[{i}]"
-            raise InvalidRequest(f"'{at}' must be a token id (an integer >= 0)", param=at)
+            raise InvalidRequest(f"'{at}' must be a token id (an integer from 0 to {MAX_TOKEN_ID})", param=at)
     return item
 
 
@@ -127,6 +137,7 @@ def response(body: EmbeddingsRequest, vectors: np.ndarray, prompt_tokens: int) -
 async def embeddings(request: web.Request) -> web.Response:
     body = await parse_body(request, EmbeddingsRequest)
     inputs = body.inputs()
+    require(request, body.model, EMBEDDINGS)
     async with request.app[MANAGER].use(body.model) as worker:
         truncate = output_options(worker.config).truncate
         result = await worker.embed(inputs, truncate=truncate)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from frontend.api.limits import LimitExceeded, count_refusal
 from frontend.api.sse import DONE, STREAM_KEY, frame
 from frontend.errors import APIError, MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
 from onebox_common.registry import UnknownModel
@@ -30,7 +31,7 @@ def from_http_exception(exc: web.HTTPException) -> APIError:
     """aiohttp raises its own exceptions for routing and body-size failures; give them our shape."""
     kind = _HTTP_ERRORS.get(exc.status)
     if kind is PayloadTooLarge:
-        return PayloadTooLarge("the request body is larger than this server accepts")
+        return PayloadTooLarge("the request body is larger than this server accepts (--max-body-size)")
     if kind is not None:
         return kind(exc.reason or "not found")
     error = APIError(exc.reason or "error")
@@ -56,6 +57,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except APIError as error:
+        if isinstance(error, LimitExceeded):
+            count_refusal(request.app, error.limit)
         if error.status >= 500 or STREAM_KEY in request:
             log.warning("%s %s -> %d: %s", request.method, request.path, error.status, error.message)
         return await answer(request, error)
@@ -64,6 +67,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        if exc.status == 413:
+            count_refusal(request.app, "max_body_size")
         return await answer(request, from_http_exception(exc))
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)

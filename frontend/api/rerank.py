@@ -13,8 +13,10 @@ from __future__ import annotations
 import secrets
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from frontend.api.capabilities import RERANK, require
+from frontend.api.limits import check_chars, config_of
 from frontend.api.parsing import ModelName, parse_body
 from frontend.state import MANAGER
 from frontend.workers.client import Ranking
@@ -39,6 +41,12 @@ class RerankRequest(BaseModel):
     documents: list[str | Document] = Field(min_length=1, max_length=MAX_DOCUMENTS)
     top_n: int | None = Field(None, ge=1)
     return_documents: bool = True
+
+    @model_validator(mode="after")
+    def texts_within_limit(self, info: ValidationInfo) -> RerankRequest:
+        total = len(self.query) + sum(len(text) for text in self.texts())
+        check_chars(total, config_of(info).max_input_chars, "documents")
+        return self
 
     def texts(self) -> list[str]:
         return [d if isinstance(d, str) else d.text for d in self.documents]
@@ -65,6 +73,7 @@ def response(body: RerankRequest, texts: list[str], ranking: Ranking) -> dict:
 @routes.post("/rerank")
 async def rerank(request: web.Request) -> web.Response:
     body = await parse_body(request, RerankRequest)
+    require(request, body.model, RERANK)
     texts = body.texts()
     async with request.app[MANAGER].use(body.model) as worker:
         ranking = await worker.rerank(body.query, texts)

@@ -10,6 +10,8 @@ from contextlib import aclosing
 
 from aiohttp import web
 
+from frontend.api.limits import count_refusal, server_config
+
 log = logging.getLogger("onebox.sse")
 
 DONE = b"data: [DONE]\n\n"
@@ -19,6 +21,10 @@ def frame(payload: dict) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
+class ClientNotReading(Exception):
+    """A streamed write waited longer than --stream-write-timeout for the client to read."""
+
+
 class EventStream:
     """An SSE response that opens on its first event.
 
@@ -26,9 +32,10 @@ class EventStream:
     normal JSON error with the right status; after it, errors travel as an SSE error event.
     """
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, write_timeout: float = 0.0) -> None:
         self._request = request
         self._response: web.StreamResponse | None = None
+        self._write_timeout = write_timeout or None  # 0: a write may wait for the client forever
 
     @property
     def started(self) -> bool:
@@ -39,8 +46,14 @@ class EventStream:
         return self._response
 
     async def send(self, payload: dict) -> None:
+        """Raises ClientNotReading when a write waited write_timeout (it waits once the socket's buffers
+        are full), so that a client that never reads cannot hold a generation forever."""
         response = await self._open()
-        await response.write(frame(payload))
+        try:
+            async with asyncio.timeout(self._write_timeout):
+                await response.write(frame(payload))
+        except TimeoutError:
+            raise ClientNotReading from None
 
     async def finish(self) -> web.StreamResponse:
         response = await self._open()
@@ -85,7 +98,7 @@ async def serve_sse(request: web.Request, payloads: AsyncGenerator[dict, None]) 
     an SSE error event (the one place that renders errors). A client that went away stops the generation:
     closing `payloads` closes the generator chain down to the worker's call.
     """
-    stream = EventStream(request)
+    stream = EventStream(request, server_config(request.app).stream_write_timeout)
     try:
         async with aclosing(payloads):
             async for payload in payloads:
@@ -93,6 +106,13 @@ async def serve_sse(request: web.Request, payloads: AsyncGenerator[dict, None]) 
         return await stream.finish()
     except ConnectionResetError:
         log.info("client went away mid-stream on %s; generation stopped", request.path)
+        return stream.response or web.Response(status=499)
+    except ClientNotReading:
+        # the client stopped reading: nothing more can reach it, so the connection goes with the stream
+        log.warning("client on %s read nothing for too long; stream ended, generation stopped", request.path)
+        count_refusal(request.app, "stream_write_timeout")
+        if request.transport is not None:
+            request.transport.abort()
         return stream.response or web.Response(status=499)
     except asyncio.CancelledError:
         task = asyncio.current_task()

@@ -166,7 +166,9 @@ def test_unknown_encoding_format_is_refused(server) -> None:
 def test_chat_model_asked_for_embeddings_says_it_cannot(server) -> None:
     reply = httpx.post(f"{server.url}/v1/embeddings", json={"model": CHAT_MODEL, "input": FOOD}, timeout=60)
     assert_error(reply, 400, "model")
-    assert "cannot make embeddings" in reply.json()["error"]["message"]
+    message = reply.json()["error"]["message"]
+    assert "is a chat model (it serves /v1/chat/completions)" in message
+    assert "/v1/embeddings needs an embeddings model" in message
 
 
 def test_unknown_model_is_404(server) -> None:

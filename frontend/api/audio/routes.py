@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from frontend.api.audio.render import render
 from frontend.api.audio.upload import DEFAULT_MAX_UPLOAD_BYTES, UPLOADS, Upload, read_upload, uploads_ctx
+from frontend.api.capabilities import SPEAK, TRANSCRIBE, require
 from frontend.api.parsing import ModelName, parse_body, validation_error
 from frontend.errors import InvalidRequest
 from frontend.state import CONFIG, MANAGER
@@ -74,6 +75,7 @@ async def transcribe(request: web.Request, translate: bool) -> web.Response:
     async with read_upload(request, request.app[UPLOADS], upload_limit(request)) as upload:
         body = TranscriptionRequest.from_form(upload.fields)
         audio_path = check_file(upload)
+        require(request, body.model, TRANSCRIBE)
         words = "word" in body.timestamp_granularities
         job = TranscriptionJob(audio_path, translate, body.language, body.prompt, body.temperature, words,
                                max_seconds=request.app[CONFIG].max_audio_seconds)  # fmt: skip
@@ -103,6 +105,7 @@ async def translations(request: web.Request) -> web.Response:
 @routes.post("/v1/audio/speech")
 async def speech(request: web.Request) -> web.Response:
     body = await parse_body(request, SpeechRequest)
+    require(request, body.model, SPEAK)
     async with request.app[MANAGER].use(body.model) as worker:
         result = await worker.synthesize(body.input, body.voice, body.speed, body.response_format)
     return web.Response(body=result.audio, content_type=result.content_type)

@@ -15,16 +15,19 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from frontend.api.capabilities import IMAGES, require
 from frontend.api.images.files import GENERATED
 from frontend.api.parsing import ModelName, parse_body
-from frontend.errors import InvalidRequest, NotFound
-from frontend.state import MANAGER, REGISTRY
+from frontend.config import ServerConfig
+from frontend.errors import NotFound
+from frontend.state import CONFIG, MANAGER
 from frontend.workers.client import ImageGeneration
 
 routes = web.RouteTableDef()
 
 MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 2048, 8
 MAX_IMAGES = 4
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 SIZE = re.compile(r"(\d{1,5})x(\d{1,5})")
 
 
@@ -76,28 +79,34 @@ class ImageRequest(BaseModel):
         )  # fmt: skip
 
 
-def check_diffusion_model(request: web.Request, name: str) -> None:
-    """Refuse a model of another kind before starting its worker for a request it cannot serve."""
-    config = request.app[REGISTRY].get(name)
-    if config.backend != "diffusion":
-        raise InvalidRequest(
-            f"model {name!r} is a {config.backend} model, not an image model (backend: diffusion)",
-            param="model",
-            code="unsupported_by_model",
-        )
-
-
 def image_item(request: web.Request, png: bytes, response_format: str) -> dict:
     if response_format == "b64_json":
         return {"b64_json": base64.b64encode(png).decode()}
     name = request.app[GENERATED].save_png(png)
-    return {"url": str(request.url.origin().join(request.app.router["generated_file"].url_for(name=name)))}
+    path = str(request.app.router["generated_file"].url_for(name=name))
+    return {"url": url_base(request.app[CONFIG]) + path}
+
+
+def url_base(config: ServerConfig) -> str:
+    """Where clients fetch generated files: never the request's Host header, which the client writes (a
+    forged Host, through a shared cache or proxy, would hand other users links to the attacker's host).
+
+    --public-url when set; else this server's own address, absolute as OpenAI's URLs are (clients often
+    download them as they are); else, on a wildcard bind that no client can dial, relative to the server
+    (OpenAI's SDKs pass the string through untouched).
+    """
+    if config.public_url:
+        return config.public_url.rstrip("/")
+    if config.host in WILDCARD_HOSTS:
+        return ""
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return f"http://{host}:{config.port}"
 
 
 @routes.post("/v1/images/generations")
 async def generations(request: web.Request) -> web.Response:
     body = await parse_body(request, ImageRequest)
-    check_diffusion_model(request, body.model)
+    require(request, body.model, IMAGES)
     async with request.app[MANAGER].use(body.model) as worker:
         images = await worker.generate_image(body.to_generation())
     data = [image_item(request, png, body.response_format) for png in images]

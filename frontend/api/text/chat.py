@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from frontend.api.capabilities import TEXT, require
+from frontend.api.limits import LimitExceeded, config_of, stream_slot
 from frontend.api.parsing import parse_body
 from frontend.api.sse import serve_sse
 from frontend.api.text.core import collect, generate
@@ -57,6 +67,19 @@ class ChatCompletionRequest(TextRequest):
     parallel_tool_calls: bool = True
     _tool_plan: ToolPlan | None = PrivateAttr(None)
     _conversation: list[Message] = PrivateAttr(default_factory=list)
+
+    @field_validator("tools")
+    @classmethod
+    def tools_within_limit(cls, tools: list[Tool] | None, info: ValidationInfo) -> list[Tool] | None:
+        # every tool's schema is checked and, for a forced call, compiled into the grammar
+        limit = config_of(info).max_tools
+        if tools and limit and len(tools) > limit:
+            raise LimitExceeded(
+                f"this request declares {len(tools)} tools; this server takes at most {limit} (--max-tools)",
+                limit="max_tools",
+                param="tools",
+            )
+        return tools
 
     @model_validator(mode="after")
     def build_conversation(self) -> ChatCompletionRequest:
@@ -130,7 +153,8 @@ def message_text(index: int, content: str | list[ContentPart] | None) -> str:
 @routes.post("/v1/chat/completions")
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await parse_body(request, ChatCompletionRequest)
-    async with request.app[MANAGER].use(body.model) as worker:
+    require(request, body.model, TEXT)
+    async with stream_slot(request, body.stream), request.app[MANAGER].use(body.model) as worker:
         generations = body.generations(worker.config, request.app[CONFIG].stream_interval_ms)
         events = generate(worker, generations, body.n)
         if body.tool_plan is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field, model_validator
 
+from frontend.api.capabilities import TEXT, require
+from frontend.api.limits import stream_slot
 from frontend.api.parsing import parse_body
 from frontend.api.sse import serve_sse
 from frontend.api.text.core import collect, generate
@@ -39,6 +41,9 @@ class CompletionRequest(TextRequest):
             return 0
         return self.logprobs or -1
 
+    def choice_count(self) -> int:
+        return len(self.prompts()) * self.n
+
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else self.prompt
 
@@ -54,7 +59,8 @@ class CompletionRequest(TextRequest):
 @routes.post("/v1/completions")
 async def completions(request: web.Request) -> web.StreamResponse:
     body = await parse_body(request, CompletionRequest)
-    async with request.app[MANAGER].use(body.model) as worker:
+    require(request, body.model, TEXT)
+    async with stream_slot(request, body.stream), request.app[MANAGER].use(body.model) as worker:
         generations = body.generations(worker.config, request.app[CONFIG].stream_interval_ms)
         events = generate(worker, generations, body.n)
         if body.stream:

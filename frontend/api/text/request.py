@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from frontend.api.limits import LimitExceeded, config_of
 from frontend.api.parsing import ModelName
 from frontend.api.text.structured import ResponseFormat, grammar_for
 from frontend.errors import InvalidRequest
@@ -17,6 +26,7 @@ DEFAULT_TOP_K = 40
 DEFAULT_MIN_P = 0.05
 MAX_STOP_SEQUENCES = 16
 MAX_TOKENS_LIMIT = 2**31 - 1
+MAX_TOP_K = 2**31 - 1  # the wire type is int32; no vocabulary comes near it
 WHOLE_REPLY_INTERVAL_MS = 250
 
 
@@ -39,7 +49,7 @@ class TextRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
-    top_k: int | None = Field(None, ge=0)
+    top_k: int | None = Field(None, ge=0, le=MAX_TOP_K)
     min_p: float | None = Field(None, ge=0, le=1)
     repeat_penalty: float | None = Field(None, gt=0)
     presence_penalty: float = Field(0.0, ge=-2, le=2)
@@ -64,6 +74,22 @@ class TextRequest(BaseModel):
         if isinstance(stop, list) and len(stop) > MAX_STOP_SEQUENCES:
             raise InvalidRequest(f"at most {MAX_STOP_SEQUENCES} stop sequences are accepted", param="stop")
         return stop
+
+    @model_validator(mode="after")
+    def choices_within_limit(self, info: ValidationInfo) -> TextRequest:
+        # each choice is a generation the worker runs: 400 prompts x n 16 started 6,400 of them
+        limit = config_of(info).max_choices_per_request
+        if limit and (choices := self.choice_count()) > limit:
+            raise LimitExceeded(
+                f"this request asks for {choices} choices (prompts x n); this server makes at most {limit} "
+                "per request (--max-choices-per-request)",
+                limit="max_choices_per_request",
+                param="n",
+            )
+        return self
+
+    def choice_count(self) -> int:
+        return self.n
 
     @model_validator(mode="after")
     def build_grammar(self) -> TextRequest:
