@@ -3,6 +3,7 @@ the key. Shared by the front end (which serves the model) and the gallery (which
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,8 +111,12 @@ def load_model_config(yaml_path: Path, models_path: Path) -> ModelConfig:
 
 
 def resolve_inside(models_path: Path, relative: str, source: Path) -> Path:
+    """The weights' path, which must name something inside the models directory. Checked on the path as
+    written, not on what it resolves to: a symlink inside the directory to weights shared with another tool
+    (an Ollama or LM Studio folder, the Hugging Face cache) is the operator's choice and is followed, while
+    the YAML itself (which the gallery writes from user input) can never reach out with `..` or `/abs`."""
     root = models_path.resolve()
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root):
+    target = Path(os.path.normpath(root / relative))
+    if Path(relative).is_absolute() or not target.is_relative_to(root):
         raise ConfigError(f"{source}: key 'file': {relative!r} points outside the models directory")
     return target

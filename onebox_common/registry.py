@@ -20,8 +20,9 @@ class UnknownModel(LookupError):
 
 
 class ModelRegistry:
-    """Reads every YAML when the folder changes (a name, size or mtime); a bad one is logged and skipped, so a
-    typo in one file never takes the others down, and never reaches a worker."""
+    """Reads every YAML when the folder changes (a name, size or mtime, or a model's weights appearing or
+    going); a bad one is logged and skipped, so a typo in one file never takes the others down, and never
+    reaches a worker."""
 
     def __init__(self, models_path: Path) -> None:
         self.models_path = models_path
@@ -40,19 +41,46 @@ class ModelRegistry:
             raise UnknownModel(name, self.models_path) from None
 
     def _refresh(self) -> None:
-        files = sorted(self.models_path.glob("*.yaml")) + sorted(self.models_path.glob("*.yml"))
-        stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file())
+        files = model_files(self.models_path)
+        stamp = (
+            tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files),
+            # one stat per model: weights installed or removed by hand are noticed without a YAML edit
+            tuple(m.path.exists() for m in self._models.values()),
+        )
         if stamp == self._stamp:
             return
-        models: dict[str, ModelConfig] = {}
-        for path in files:
-            try:
-                config = load_model_config(path, self.models_path)
-            except ConfigError as error:
-                log.error("skipping model config: %s", error)
-                continue
-            if config.name in models:
-                log.error("skipping %s: model name %r is already defined", path, config.name)
-                continue
-            models[config.name] = config
-        self._models, self._stamp = models, stamp
+        self._models = read_models(files, self.models_path)
+        self._stamp = (stamp[0], tuple(m.path.exists() for m in self._models.values()))
+
+
+def model_files(models_path: Path) -> list[Path]:
+    """The YAMLs in one alphabetical order (.yaml and .yml together): the order that decides duplicates."""
+    found = [*models_path.glob("*.yaml"), *models_path.glob("*.yml")]
+    return sorted((f for f in found if f.is_file()), key=lambda f: f.name)
+
+
+def read_models(files: list[Path], models_path: Path) -> dict[str, ModelConfig]:
+    models: dict[str, ModelConfig] = {}
+    sources: dict[str, Path] = {}
+    for path in files:
+        try:
+            config = load_model_config(path, models_path)
+        except ConfigError as error:
+            log.error("skipping model config: %s", error)
+            continue
+        if config.name in models:
+            log.error(
+                "skipping %s: model name %r is already defined by %s, which is served (the first file in "
+                "alphabetical order wins); rename one of them",
+                path.name, config.name, sources[config.name].name,
+            )  # fmt: skip
+            continue
+        if not config.path.exists():
+            # listed all the same (the operator may be installing them now); a request gets a 404 saying so
+            log.warning(
+                "model %s: weights %s are missing (in %s; from %s)", config.name, config.file, models_path,
+                path.name,
+            )  # fmt: skip
+        models[config.name] = config
+        sources[config.name] = path
+    return models

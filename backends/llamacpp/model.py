@@ -230,6 +230,11 @@ class LlamaCppModel:
             else random.randrange(SEED_MODULUS)
         )
         self._threads.apply(self._llm)
+        # Forget the previous sequence, so that every prompt is decoded whole, in the same batches. Reusing
+        # the cached prefix decodes only the new tail (a repeated prompt: its last token alone), which
+        # changes the float arithmetic enough to flip a near tie: temperature 0 gave different text for the
+        # same request sent twice. The cost is re-decoding the shared prefix of a follow-up chat turn.
+        self._llm.reset()
         for token in self._llm.generate(prompt, grammar=grammar, **sampling_kwargs(request.sampling)):
             self._threads.apply(self._llm)
             if llama_cpp.llama_vocab_is_eog(vocab, token) and not request.ignore_eos:

@@ -12,8 +12,18 @@ routes = web.RouteTableDef()
 
 
 def model_object(config: ModelConfig) -> dict:
-    created = int(config.path.stat().st_mtime) if config.path.exists() else 0
-    return {"id": config.name, "object": "model", "created": created, "owned_by": "onebox"}
+    installed = config.path.exists()
+    created = int(config.path.stat().st_mtime) if installed else 0
+    return {
+        "id": config.name,
+        "object": "model",
+        "created": created,
+        "owned_by": "onebox",
+        # extensions, as LocalAI lists them: which backend serves it, and whether its weights are in place
+        # (a listed model without them answers 404 `model_not_installed` until they are)
+        "backend": config.backend,
+        "installed": installed,
+    }
 
 
 @routes.get("/v1/models")

@@ -131,3 +131,47 @@ def wait_ready(server: OneboxServer, timeout: float = 60) -> None:
     while "ready on" not in server.output():
         assert time.monotonic() < deadline, f"no ready line:\n{server.output()}"
         time.sleep(0.05)
+
+
+def test_run_help_shows_each_default(tmp_path: Path) -> None:
+    result = run_installed(tmp_path, "run", "--help", env={"ONEBOX_API_KEYS": "sk-not-shown"})
+    text = " ".join(result.stdout.split())
+    assert result.returncode == 0, result.stderr
+    assert "(default: 127.0.0.1:8080)" in text and "(default: INFO)" in text
+    assert "--log-level {DEBUG,INFO,WARNING,ERROR} the least important messages logged" in text
+    assert "sk-not-shown" not in text
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        ([], {}, "/from/file"),
+        ([], {"ONEBOX_MODELS_PATH": "/from/env"}, "/from/env"),
+        (["--models-path", "/from/flag"], {"ONEBOX_MODELS_PATH": "/from/env"}, "/from/flag"),
+    ],
+)
+def test_config_file_is_below_the_environment_and_the_flags(
+    tmp_path: Path, args: list[str], env: dict[str, str], named: str
+) -> None:
+    (tmp_path / "onebox.yaml").write_text("models_path: /from/file\naddress: 127.0.0.1:0\n")
+    result = run_installed(tmp_path, "run", "--config", "onebox.yaml", *args, env=env)
+    assert result.returncode == 2
+    assert f"models path {named} is not a folder" in result.stderr
+
+
+def test_config_file_with_an_unknown_key_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "onebox.yaml").write_text("adress: 127.0.0.1:9000\n")
+    result = run_installed(tmp_path, "run", env={"ONEBOX_CONFIG": "onebox.yaml"})
+    assert result.returncode == 2
+    assert "onebox.yaml: unknown key 'adress'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_server_takes_its_settings_from_a_config_file(models_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "onebox.yaml").write_text("max-body-size: 100\n")
+    server = OneboxServer(models_dir, "--config", str(tmp_path / "onebox.yaml"))
+    try:
+        big = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": "x" * 200}]}
+        assert httpx.post(f"{server.url}/v1/chat/completions", json=big, timeout=30).status_code == 413
+    finally:
+        server.stop()

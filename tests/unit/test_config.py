@@ -76,12 +76,14 @@ def test_weights_file_outside_the_models_folder_is_refused(models_path: Path, ou
         load_model_config(path, models_path)
 
 
-def test_weights_symlink_leading_outside_the_models_folder_is_refused(models_path: Path) -> None:
+def test_weights_symlink_inside_the_models_folder_is_followed(models_path: Path) -> None:
+    # weights shared with another tool (Ollama, LM Studio, the Hugging Face cache) by a link the operator made
     (models_path.parent / "elsewhere.gguf").write_bytes(b"x")
     (models_path / "link.gguf").symlink_to(models_path.parent / "elsewhere.gguf")
     path = write_yaml(models_path, "tiny.yaml", valid(file="link.gguf"))
-    with pytest.raises(ConfigError, match="outside the models directory"):
-        load_model_config(path, models_path)
+    config = load_model_config(path, models_path)
+    assert config.path == models_path.resolve() / "link.gguf"
+    assert config.path.read_bytes() == b"x"
 
 
 def test_yaml_cannot_set_the_resolved_path(models_path: Path) -> None:

@@ -67,9 +67,9 @@ def sweep_interval(max_age: float) -> float:
 
 
 async def generated_files_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Create the folder, then sweep it in the background while the server runs."""
+    """Sweep the folder in the background while the server runs. The folder itself is made by the first
+    `save_png`: a server with no image model leaves no empty folder in the working directory."""
     files = app[GENERATED]
-    files.folder.mkdir(parents=True, exist_ok=True)
     task = asyncio.create_task(sweep_forever(files))
     yield
     task.cancel()
