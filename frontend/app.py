@@ -18,8 +18,10 @@ from frontend.api.gallery import installer_ctx as gallery_ctx
 from frontend.api.gallery import routes as gallery_routes
 from frontend.api.images.files import GENERATED, GeneratedFiles, generated_files_ctx
 from frontend.api.images.routes import routes as image_routes
+from frontend.api.limits import STREAM_SLOTS, StreamSlots
 from frontend.api.text import chat, completions
 from frontend.config import ServerConfig
+from frontend.drain import DRAIN, Drain
 from frontend.errors import APIError
 from frontend.state import CONFIG, LISTENING, MANAGER, READY, REGISTRY
 from frontend.workers.manager import ProcessManager, Spawn
@@ -30,15 +32,19 @@ log = logging.getLogger("onebox.app")
 
 
 def create_app(config: ServerConfig, spawn: Spawn | None = None) -> web.Application:
+    drain = Drain()
     app = web.Application(
-        client_max_size=config.max_body_bytes, middlewares=[*security.middlewares(config), error_middleware]
+        client_max_size=config.max_body_bytes,
+        middlewares=[*security.middlewares(config), drain.middleware, error_middleware],
     )
+    app[DRAIN] = drain
     security.setup(app, config)
     app[CONFIG] = config
     app[REGISTRY] = ModelRegistry(config.models_path)
     app[READY] = {"ready": False, "pending": list(config.preload), "failed": {}}
     app[LISTENING] = asyncio.Event()  # set by whoever binds the sockets (the CLI), once they listen
     app[GENERATED] = GeneratedFiles(config.generated_path, config.generated_max_age)
+    app[STREAM_SLOTS] = StreamSlots(config.max_streams_per_client)
 
     async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
         app[MANAGER] = ProcessManager(config, app[REGISTRY], spawn)

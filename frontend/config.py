@@ -15,6 +15,7 @@ class ServerConfig:
     threads: int = 0  # 0: every core
     preload: tuple[str, ...] = ()
     max_body_bytes: int = 32 * 1024 * 1024
+    shutdown_timeout: float = 30.0  # how long a SIGTERM lets running requests finish (frontend/drain.py)
     max_audio_seconds: float = 1800.0  # longer uploads, declared or decoded, are refused before transcribing
     stream_interval_ms: int = 0  # 0: stream every token as it comes (the CLI defaults to 20)
     worker_start_timeout: float = 60.0
@@ -37,10 +38,28 @@ class ServerConfig:
     cors_allow_origins: tuple[str, ...] = ()  # empty: no CORS headers; "*" allows any origin
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides this machine's own; "*": any
     allow_insecure_public_bind: bool = False
+    # keys that may also use the operator routes (gallery, /backend/*, /metrics); once any is set, the
+    # plain api_keys are for inference only
+    admin_api_keys: tuple[str, ...] = ()
+    public_url: str = ""  # the base of generated-image URLs; empty: the bind address (relative on 0.0.0.0)
+    # hostile-input limits (README "Limits"; frontend/api/limits.py); 0 turns a count limit off
+    max_choices_per_request: int = 64  # prompts x n of one text request
+    max_tools: int = 128
+    max_input_chars: int = 1_000_000  # tokenize content; embeddings and rerank texts, all together
+    max_form_fields: int = 32
+    max_form_text_bytes: int = 1024 * 1024  # every text field of one multipart form together
+    body_read_timeout: float = 60.0  # seconds for a whole request body to arrive
+    max_streams_per_client: int = 8  # concurrent SSE streams of one remote address
+    stream_write_timeout: float = 30.0  # a streamed write blocked this long ends the stream
     # generated images served by URL (frontend/api/images/files.py); never inside the models path
     generated_path: Path = Path("generated")
     generated_max_age: float = 3600.0  # seconds a generated file is kept
     # the gallery: (name, index URL or path) pairs, empty for the built-in index; file:// sources only here
     galleries: tuple[tuple[str, str], ...] = ()
     gallery_file_root: Path | None = None
+    # what a gallery download may reach and write (gallery/policy.py); off by default: the URL is a caller's
+    allow_private_downloads: bool = False
+    allow_http_downloads: bool = False
+    max_download_bytes: int = 50 * 1000**3  # per model
+    allow_unverified_installs: bool = False
     extra: dict = field(default_factory=dict)

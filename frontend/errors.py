@@ -76,3 +76,6 @@ class WorkerFailed(APIError):
     """A model's worker could not start, load, or finish a request; the message carries the cause."""
 
     code = "worker_failed"
+    # True when the request had no part in the failure (an operator stopped the worker, it was evicted, or
+    # it was killed from outside): a request that sent nothing yet may then be served again, elsewhere.
+    retryable = False

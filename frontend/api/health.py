@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from frontend.drain import DRAIN
 from frontend.state import READY
 
 routes = web.RouteTableDef()
@@ -17,6 +18,8 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     state = request.app[READY]
+    if request.app[DRAIN].draining:
+        return web.json_response({"status": "draining"}, status=503)
     if not state["ready"]:
         return web.json_response({"status": "starting", "pending": state["pending"]}, status=503)
     if state["failed"]:

@@ -24,10 +24,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from frontend.config import ServerConfig
-from frontend.errors import APIError, ServiceUnavailable, WorkerFailed
+from frontend.errors import APIError, NotFound, ServiceUnavailable, WorkerFailed
 from frontend.workers import backoff, eviction, watchdog
 from frontend.workers.client import BackendClient, LoadInfo, WorkerGone
 from frontend.workers.cpu_share import thread_share
+from frontend.workers.lease import Lease
 from frontend.workers.memory import predict_footprint, resident_bytes
 from frontend.workers.metrics import Metrics
 from frontend.workers.processes import pump_output, spawn_worker, terminate_tree, write_threads
@@ -84,21 +85,22 @@ class ProcessManager:
         return list(self._stopping)
 
     @contextlib.asynccontextmanager
-    async def use(self, name: str) -> AsyncIterator[Worker]:
-        """A ready worker for `name`, counted as in flight until the block ends."""
-        worker = await self._acquire(name)
+    async def use(self, name: str) -> AsyncIterator[Lease]:
+        """A ready worker for `name`, counted as in flight until the block ends; a worker that goes away
+        before the request sent anything is replaced once (frontend/workers/lease.py)."""
+        lease = Lease(self, await self.acquire(name))
         try:
-            yield worker
+            yield lease
         except Exception:  # a worker that went away is a WorkerFailed with its cause already (Worker._call)
             self.metrics.errors.labels(name).inc()
             raise
         finally:
-            self._release(worker, served=True)
+            lease.release()
 
     async def ensure_ready(self, name: str) -> Worker:
         """Start the model's worker if needed (used by --preload and POST /backend/load); does not hold it."""
-        worker = await self._acquire(name)
-        self._release(worker, served=False)
+        worker = await self.acquire(name)
+        self.release(worker, served=False)
         return worker
 
     async def stop(self, name: str, reason: str = "manual") -> bool:
@@ -122,7 +124,7 @@ class ProcessManager:
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
 
-    async def _acquire(self, name: str) -> Worker:
+    async def acquire(self, name: str) -> Worker:
         config = self._registry.get(name)
         async with self._lock(name):
             worker = self._workers.get(name)
@@ -138,7 +140,7 @@ class ProcessManager:
             self._share_cpu()
             return worker
 
-    def _release(self, worker: Worker, served: bool) -> None:
+    def release(self, worker: Worker, served: bool) -> None:
         worker.in_flight -= 1
         worker.last_used = time.monotonic()
         self.metrics.in_flight.labels(worker.name).dec()
@@ -161,7 +163,6 @@ class ProcessManager:
                 await asyncio.wait_for(self._released.wait(), max(0.0, deadline - time.monotonic()))
 
     async def _start_admitted(self, config: ModelConfig, footprint: int) -> Worker:
-        started = time.monotonic()
         try:
             worker = await self._start(config, footprint)
         except WorkerFailed as error:
@@ -170,7 +171,6 @@ class ProcessManager:
         self._failures.pop(config.name, None)
         self._workers[config.name] = worker
         self.metrics.loaded.labels(config.name).set(1)
-        self.metrics.load_seconds.labels(config.name).set(time.monotonic() - started)
         return worker
 
     async def _make_room(self, name: str, need: int, final: bool) -> bool:
@@ -224,8 +224,6 @@ class ProcessManager:
             )
 
     def _record_failure(self, name: str, error: WorkerFailed) -> None:
-        if error.code == "model_not_installed":
-            return  # nothing was started: no loop to slow down
         previous = self._failures.get(name)
         self._failures[name] = backoff.record(
             previous, error.message, time.monotonic(), self._config.failure_backoff
@@ -240,11 +238,16 @@ class ProcessManager:
 
     async def _start(self, config: ModelConfig, footprint: int = 0) -> Worker:
         if not config.path.exists():
-            raise WorkerFailed(
-                f"model {config.name!r}: its weights are not installed (expected {config.file} in the models "
-                "directory); run `make models` or install it from the gallery",
+            # the client's choice of model cannot be served as things stand, and retrying will not help: a
+            # 404 like model_not_found (not a 500), with what the operator has to do
+            raise NotFound(
+                f"model {config.name!r} is listed but its weights are missing: {config.file!r} is not in "
+                f"the models directory. If it comes from the gallery, run `onebox models install "
+                f"{config.name}` (`make models` for the defaults); otherwise fix `file:` in its YAML",
+                param="model",
                 code="model_not_installed",
             )
+        started = time.monotonic()  # spawn to ready: what the log line and the load-time metric both say
         socket_path = self._runtime_dir / f"w{next(self._ids)}.sock"
         write_threads(socket_path.with_suffix(".threads"), self._cpu_budget)
         process = await self._spawn(config, f"unix://{socket_path}")
@@ -263,7 +266,12 @@ class ProcessManager:
             self._starting.pop(config.name, None)
         worker.state = WorkerState.READY
         self._measure(worker)
-        log.info("model %s loaded in %.2fs (pid %d)", config.name, worker.info.load_seconds, process.pid)
+        elapsed = time.monotonic() - started
+        self.metrics.load_seconds.labels(config.name).set(elapsed)
+        log.info(
+            "model %s loaded in %.2fs, spawn to ready (the worker's own load: %.2fs; pid %d)",
+            config.name, elapsed, worker.info.load_seconds, process.pid,
+        )  # fmt: skip
         return worker
 
     async def _wait_healthy(self, worker: Worker) -> None:

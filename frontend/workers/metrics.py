@@ -18,6 +18,13 @@ class Metrics:
         )
         self.requests = Counter("onebox_requests", "Requests served, by model", ["model"], registry=r)
         self.errors = Counter("onebox_request_errors", "Requests that failed", ["model"], registry=r)
+        self.retries = Counter(
+            "onebox_request_retries", "Requests served again after their worker left", ["model"], registry=r
+        )
+        # requests answered with an error before any work, by the limit or rule that refused them
+        self.refused = Counter(
+            "onebox_requests_refused", "Requests refused at the edge, by limit", ["reason"], registry=r
+        )
         self.in_flight = Gauge("onebox_requests_in_flight", "Requests being served", ["model"], registry=r)
         self.ttft = Histogram(
             "onebox_time_to_first_token_seconds",

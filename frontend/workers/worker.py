@@ -14,6 +14,7 @@ import contextlib
 import enum
 import logging
 import re
+import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ from onebox_common.model_config import ModelConfig
 
 log = logging.getLogger("onebox.manager")
 
+# Stops the manager made for reasons of its own (an operator, eviction for room or idleness); a hung kill
+# and a server shutdown are not retried: the request may be the cause, or there is nowhere to go.
+RETRYABLE_STOPS = frozenset({"manual", "memory", "limit", "idle"})
+KILLED_FROM_OUTSIDE = frozenset({-signal.SIGKILL, -signal.SIGTERM})
 # An absolute path in a message: not after a word character, a dot or a slash (relative paths, URLs).
 ABSOLUTE_PATH = re.compile(r"(?<![\w./])/(?:[\w.@+-]+/)*[\w.@+-]+")
 
@@ -174,13 +179,19 @@ class Worker:
         await self.settle()
         status = describe_exit(self.process.returncode)
         log.error("worker for %s exited %s (%s); its output is logged above", self.name, when, status)
-        return WorkerFailed(
+        error = WorkerFailed(
             f"the worker for model {self.name!r} exited {when} ({status}); the server log has the details"
         )
+        # killed from outside (the OOM killer, an operator): not this request's doing; a crash may be
+        error.retryable = self.process.returncode in KILLED_FROM_OUTSIDE
+        return error
 
     async def gone_error(self, gone: WorkerGone) -> WorkerFailed:
-        if self.stop_reason is not None:
-            return WorkerFailed(f"the worker for model {self.name!r} was stopped: {self.stop_reason}")
+        reason = self.stop_reason
+        if reason is not None and reason != "crashed":  # "crashed": the watchdog reaped an exit, below
+            error = WorkerFailed(f"the worker for model {self.name!r} was stopped: {reason}")
+            error.retryable = reason.partition(":")[0] in RETRYABLE_STOPS
+            return error
         await self.settle()
         if self.exited:
             return await self.died_error("while serving a request")

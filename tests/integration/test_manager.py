@@ -14,11 +14,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from frontend.errors import WorkerFailed
+from frontend.errors import NotFound, WorkerFailed
+from frontend.workers.client import Generation
 from frontend.workers.manager import ProcessManager
 from frontend.workers.processes import describe_exit
 from onebox_common.registry import UnknownModel
-from tests.integration.helpers import generate, wait_until
+from tests.integration.helpers import SAMPLING, generate, wait_until
 
 FAKE_WORKER = Path(__file__).resolve().parents[1] / "fakes" / "fake_worker.py"
 
@@ -119,14 +120,43 @@ async def test_worker_killed_between_requests_is_respawned(manager, spawner, wri
     assert spawner.count == 2
 
 
-async def test_request_on_a_worker_that_died_unnoticed_names_its_exit(manager, write_model) -> None:
+async def test_a_worker_killed_unnoticed_is_replaced_for_the_request(manager, spawner, write_model) -> None:
     write_model("echo")
     async with manager.use("echo") as worker:
         os.kill(worker.pid, signal.SIGKILL)
     # No await between the kill and the next use: the manager has not seen the exit yet.
-    with pytest.raises(WorkerFailed, match="killed by SIGKILL"):
-        async with manager.use("echo") as worker:
-            await generate(worker, "anyone there")
+    async with manager.use("echo") as worker:
+        assert await generate(worker, "anyone there") == "anyone there"
+    assert spawner.count == 2
+    assert manager.metrics.retries.labels("echo")._value.get() == 1
+
+
+async def test_a_request_waiting_on_a_stopped_worker_is_served_again(manager, spawner, write_model) -> None:
+    write_model("slow", behaviour={"token_delay": 0.3})
+    async with manager.use("slow") as worker:
+        task = asyncio.create_task(generate(worker, "one two"))
+        await asyncio.sleep(0.1)  # its first token is not out yet: nothing was sent
+        await manager.stop("slow", "manual")
+        assert await task == "one two"
+    assert spawner.count == 2
+
+
+async def test_a_stream_that_already_spoke_is_not_served_again(manager, spawner, write_model) -> None:
+    write_model("slow", behaviour={"token_delay": 0.3})
+    with pytest.raises(WorkerFailed, match="was stopped: manual"):
+        async with manager.use("slow") as worker:
+            async for delta in worker.generate(Generation(prompt="one two three", sampling=SAMPLING)):
+                if delta.text:
+                    await manager.stop("slow", "manual")
+    assert spawner.count == 1
+
+
+async def test_a_crash_is_not_retried_the_request_may_be_its_cause(manager, spawner, write_model) -> None:
+    write_model("crashy", behaviour={"crash_after_tokens": 0})  # before its first token: nothing was sent
+    with pytest.raises(WorkerFailed, match="exit code"):
+        async with manager.use("crashy") as worker:
+            await generate(worker, "boom")
+    assert spawner.count == 1
 
 
 async def test_stop_all_leaves_no_live_process(manager, spawner, write_model) -> None:
@@ -151,9 +181,10 @@ async def test_stopping_a_worker_kills_its_child_processes(manager, write_model)
 async def test_missing_weights_fail_without_starting_a_worker(manager, spawner, write_model) -> None:
     write_model("echo")
     (write_model("echo").parent / "echo.gguf").unlink()
-    with pytest.raises(WorkerFailed) as caught:
+    with pytest.raises(NotFound) as caught:  # a client error that says what to fix, not a 500
         await pid_of(manager, "echo")
     assert caught.value.code == "model_not_installed"
+    assert "onebox models install echo" in caught.value.message
     assert spawner.count == 0
 
 
