@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         "environment variable overrides the file (ONEBOX_CONFIG)",
     )
     add_serving_flags(run)
+    add_duration_flags(run)
+    add_output_flags(run)
     add_security_flags(run)
     add_limit_flags(run)
     add_watchdog_flags(run)
@@ -121,6 +123,9 @@ def add_serving_flags(run: argparse.ArgumentParser) -> None:
         type=whole_number,
         help="largest request body in bytes (ONEBOX_MAX_BODY_SIZE)",
     )
+
+
+def add_duration_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--shutdown-timeout",
         default=env("SHUTDOWN_TIMEOUT", "30s"),
@@ -135,6 +140,9 @@ def add_serving_flags(run: argparse.ArgumentParser) -> None:
         help="longest audio a transcription accepts, like 30m or 600 (ONEBOX_MAX_AUDIO_SECONDS): a small "
         "compressed file can hold hours of audio",
     )
+
+
+def add_output_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--stream-interval-ms",
         default=env("STREAM_INTERVAL_MS", "20"),

@@ -19,7 +19,7 @@ from frontend.api.capabilities import RERANK, require
 from frontend.api.limits import check_chars, config_of
 from frontend.api.parsing import ModelName, parse_body
 from frontend.state import MANAGER
-from frontend.workers.client import Ranking
+from frontend.workers.messages import Ranking
 
 routes = web.RouteTableDef()
 

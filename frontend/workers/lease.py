@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from frontend.errors import WorkerFailed
-from frontend.workers.client import (
+from frontend.workers.messages import (
     Delta,
     Embeddings,
     Generation,

@@ -26,10 +26,11 @@ from pathlib import Path
 from frontend.config import ServerConfig
 from frontend.errors import APIError, NotFound, ServiceUnavailable, WorkerFailed
 from frontend.workers import backoff, eviction, watchdog
-from frontend.workers.client import BackendClient, LoadInfo, WorkerGone
+from frontend.workers.client import BackendClient, WorkerGone
 from frontend.workers.cpu_share import thread_share
 from frontend.workers.lease import Lease
 from frontend.workers.memory import predict_footprint, resident_bytes
+from frontend.workers.messages import LoadInfo
 from frontend.workers.metrics import Metrics
 from frontend.workers.processes import pump_output, spawn_worker, terminate_tree, write_threads
 from frontend.workers.worker import Worker, WorkerState

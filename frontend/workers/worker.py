@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from frontend.errors import InvalidRequest, WorkerFailed
-from frontend.workers.client import (
-    BackendClient,
+from frontend.workers.client import BackendClient, WorkerGone
+from frontend.workers.messages import (
     Delta,
     Embeddings,
     Generation,
@@ -32,7 +32,6 @@ from frontend.workers.client import (
     Speech,
     Transcription,
     TranscriptionJob,
-    WorkerGone,
 )
 from frontend.workers.metrics import Metrics
 from frontend.workers.processes import describe_exit

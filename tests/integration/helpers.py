@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from frontend.workers.client import Generation, Sampling
+from frontend.workers.messages import Generation, Sampling
 from frontend.workers.worker import Worker
 
 SAMPLING = Sampling(temperature=0.0, top_p=1.0, top_k=1, min_p=0.0)

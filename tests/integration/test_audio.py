@@ -17,7 +17,7 @@ from frontend.api.audio.upload import UPLOADS
 from frontend.app import create_app
 from frontend.config import ServerConfig
 from frontend.errors import InvalidRequest
-from frontend.workers.client import Segment
+from frontend.workers.messages import Segment
 
 LIMIT = 64 * 1024
 

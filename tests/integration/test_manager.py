@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from frontend.errors import NotFound, WorkerFailed
-from frontend.workers.client import Generation
 from frontend.workers.manager import ProcessManager
+from frontend.workers.messages import Generation
 from frontend.workers.processes import describe_exit
 from onebox_common.registry import UnknownModel
 from tests.integration.helpers import SAMPLING, generate, wait_until

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from frontend.app import create_app
 from frontend.config import ServerConfig
 from frontend.errors import WorkerFailed
-from frontend.workers.client import Generation
+from frontend.workers.messages import Generation
 from tests.integration.helpers import SAMPLING
 
 WORDS = "one two three four five six seven eight nine ten"

@@ -26,7 +26,7 @@ from frontend.api.text.openai_chat import chat_json, chat_sse
 from frontend.api.text.openai_completions import completion_json, completion_sse
 from frontend.api.text.tools import tool_calls
 from frontend.errors import InvalidRequest
-from frontend.workers.client import Delta, Generation, Sampling, TokenLogprob
+from frontend.workers.messages import Delta, Generation, Sampling, TokenLogprob
 
 SAMPLING = Sampling(temperature=0.0, top_p=1.0, top_k=1, min_p=0.0)
 CALL = '{"name": "get_weather", "arguments": {"city": "Paris"}}'

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from frontend.errors import InvalidRequest
-from frontend.workers.client import Generation, LoadInfo, Message, Sampling
+from frontend.workers.messages import Generation, LoadInfo, Message, Sampling
 from frontend.workers.worker import Worker
 
 SAMPLING = Sampling(temperature=0.0, top_p=1.0, top_k=1, min_p=0.0)

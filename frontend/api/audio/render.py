@@ -6,7 +6,7 @@ import math
 
 from aiohttp import web
 
-from frontend.workers.client import Segment, Transcription
+from frontend.workers.messages import Segment, Transcription
 
 
 def render(result: Transcription, response_format: str, task: str, words: bool) -> web.Response:

@@ -19,7 +19,7 @@ from frontend.api.capabilities import SPEAK, TRANSCRIBE, require
 from frontend.api.parsing import ModelName, parse_body, validation_error
 from frontend.errors import InvalidRequest
 from frontend.state import CONFIG, MANAGER
-from frontend.workers.client import TranscriptionJob
+from frontend.workers.messages import TranscriptionJob
 
 __all__ = ["routes", "uploads_ctx"]
 

@@ -21,7 +21,7 @@ from frontend.api.parsing import ModelName, parse_body
 from frontend.config import ServerConfig
 from frontend.errors import NotFound
 from frontend.state import CONFIG, MANAGER
-from frontend.workers.client import ImageGeneration
+from frontend.workers.messages import ImageGeneration
 
 routes = web.RouteTableDef()
 

@@ -25,7 +25,7 @@ from frontend.api.text.request import MAX_TOKENS_LIMIT, TextRequest, first
 from frontend.api.text.tools import Tool, ToolChoice, ToolPlan, plan, tool_calls
 from frontend.errors import InvalidRequest
 from frontend.state import CONFIG, MANAGER
-from frontend.workers.client import Generation, Message
+from frontend.workers.messages import Generation, Message
 from onebox_common.model_config import ModelConfig
 
 routes = web.RouteTableDef()

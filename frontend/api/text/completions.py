@@ -14,7 +14,7 @@ from frontend.api.text.openai_completions import completion_json, completion_sse
 from frontend.api.text.request import TextRequest
 from frontend.errors import InvalidRequest
 from frontend.state import CONFIG, MANAGER
-from frontend.workers.client import Generation
+from frontend.workers.messages import Generation
 from onebox_common.model_config import ModelConfig
 
 routes = web.RouteTableDef()

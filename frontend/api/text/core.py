@@ -14,7 +14,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from frontend.workers.client import Delta, Generation, TokenLogprob
+from frontend.workers.messages import Delta, Generation, TokenLogprob
 
 
 class Generator(Protocol):

@@ -15,7 +15,7 @@ from frontend.api.text.core import (
     ToolCallStart,
 )
 from frontend.api.text.envelope import Envelope, chunks, whole
-from frontend.workers.client import TokenLogprob
+from frontend.workers.messages import TokenLogprob
 
 CHAT = Envelope("chatcmpl", "chat.completion", "chat.completion.chunk")
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator
 
 from frontend.api.text.core import Choice, ChoiceEvent, Events, Finish, Reply, TextDelta
 from frontend.api.text.envelope import Envelope, chunks, whole
-from frontend.workers.client import TokenLogprob
+from frontend.workers.messages import TokenLogprob
 
 COMPLETION = Envelope("cmpl", "text_completion", "text_completion")
 

@@ -16,7 +16,7 @@ from frontend.api.limits import LimitExceeded, config_of
 from frontend.api.parsing import ModelName
 from frontend.api.text.structured import ResponseFormat, grammar_for
 from frontend.errors import InvalidRequest
-from frontend.workers.client import Generation, Sampling
+from frontend.workers.messages import Generation, Sampling
 from onebox_common.model_config import ModelConfig
 
 # llama.cpp's own defaults, used where neither the request nor the model's YAML says otherwise.
