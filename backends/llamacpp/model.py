@@ -24,6 +24,7 @@ from llama_cpp.llama_grammar import LlamaGrammar
 from backends.embeddings.pooling import cosine_scores
 from backends.errors import InvalidRequest
 from backends.llamacpp import embedding
+from backends.llamacpp.grammar_check import GrammarChecker
 from backends.options import load_options
 from backends.streaming import prefetched
 from backends.text import StopMatcher, Utf8Stream
@@ -59,6 +60,7 @@ class LlamaCppModel:
         started = time.perf_counter()
         threads = request.threads or os.cpu_count() or 1
         options = load_options(LlamaCppOptions, request.options_json)
+        self._grammar_checker = GrammarChecker(request.model_path)
         # verbose=True keeps stderr open during the load (see forward_ggml_log); its chatty Python
         # prints (metadata dumps, per-request cache notes) are discarded.
         with contextlib.redirect_stderr(io.StringIO()):
@@ -180,13 +182,11 @@ class LlamaCppModel:
             ) from error
 
     def _grammar(self, gbnf: str) -> LlamaGrammar | None:
-        """Parse the grammar up front: llama.cpp's sampler chain would crash on one that fails to parse."""
+        """Compile the grammar first in the helper process (grammar_check.py): llama.cpp's parser can crash
+        on a grammar, and a crash here would cut every request on this model."""
         if not gbnf:
             return None
-        parsed = llama_cpp.llama_sampler_init_grammar(self._llm._model.vocab, gbnf.encode(), b"root")
-        if not parsed:
-            raise InvalidRequest("the grammar does not parse as GBNF with a `root` rule", param="grammar")
-        llama_cpp.llama_sampler_free(parsed)
+        self._grammar_checker.check(gbnf)
         return LlamaGrammar.from_string(gbnf, verbose=False)
 
     def _check_fits(self, tokens: list[int], param: str) -> None:
