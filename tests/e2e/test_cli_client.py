@@ -175,6 +175,7 @@ def test_ctrl_c_stops_the_answer_and_the_chat_goes_on(slow_recorder: Recorder, t
         chat.stdin.write(b"tell me a long story\n")
         chat.stdin.flush()
         assert read_until(chat, b"one ") == b"one "
+        time.sleep(0.5)  # Ctrl-C while the answer waits for its next word, as a person's would
         chat.send_signal(signal.SIGINT)
         out, err = chat.communicate(b"and then?\n/bye\n", timeout=30)
     finally:
