@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
 import urllib.error
 import urllib.parse
@@ -147,6 +148,10 @@ def format_seconds(seconds: float) -> str:
 
 def chat(server: Server, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     server.get_json(f"/v1/models/{urllib.parse.quote(args.model, safe='')}")  # the server's 404, up front
+    # Ctrl-C stops an answer. Python raises KeyboardInterrupt only if SIGINT was neither ignored nor blocked
+    # when it started, and a parent may leave it so (a shell for a command started in the background)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     interactive = sys.stdin.isatty()
     if interactive:
         with contextlib.suppress(ImportError):
